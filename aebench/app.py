@@ -1,0 +1,34 @@
+"""The Hydra application: ``aebench [overrides]`` and ``aebench -m [sweep overrides]``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from aebench.paths import config_dir
+from aebench.runner import JobContext, run_job
+from aebench.schema import register_configs
+from aebench.validation import ConfigError
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+def hydra_entry(cfg: DictConfig) -> None:
+    hc = HydraConfig.get()
+    ctx = JobContext(
+        out_dir=Path(hc.runtime.output_dir),
+        choices=dict(hc.runtime.choices),
+        overrides=list(hc.overrides.task),
+        reraise=hc.mode != RunMode.MULTIRUN,
+    )
+    try:
+        run_job(cfg, ctx)
+    except ConfigError as err:  # a value only the task could check: one line, no record
+        print(f"aebench: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,57 @@
+"""The LightningModule that trains any :class:`aebench.task.Task`.
+
+Manual optimization keeps Lightning's per-step cost low (see benchmarks/harness_overhead.py); the
+order inside a step is: loss, ``last_loss`` published, backward, optimizer step (Lightning calls
+``on_before_optimizer_step`` on callbacks here, with the gradients present), schedule step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from aebench.curves import CurveBuffer
+from aebench.task import Task
+
+
+class TaskModule(L.LightningModule):
+    def __init__(
+        self,
+        task: Task,
+        model: torch.nn.Module,
+        make_optimizer: Callable[..., Optimizer],
+        make_schedule: Callable[..., LRScheduler],
+        total_steps: int,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.task = task
+        self.model = model
+        self.make_optimizer = make_optimizer
+        self.make_schedule = make_schedule
+        self.total_steps = total_steps
+        self.loss_scale = task.loss_scale
+        #: the scaled training loss of the current step, detached (read by callbacks)
+        self.last_loss: torch.Tensor = torch.tensor(float("nan"))
+        #: the run's curves; callbacks add columns with ``curves.log(step, **values)``
+        self.curves = CurveBuffer(first_columns=("train_loss", f"val_{task.metric_name}"))
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.make_optimizer(self.model.parameters())
+        schedule = self.make_schedule(optimizer, total_steps=self.total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        optimizer = self.optimizers()
+        loss = self.task.loss(self.model, batch) * self.loss_scale
+        self.last_loss = loss.detach()
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+        self.lr_schedulers().step()
+        return self.last_loss

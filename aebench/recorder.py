@@ -1,0 +1,180 @@
+"""The run recorder: a Lightning callback that fills ``curves.csv`` and the run record's
+measurements (metric, time-to-target, AUC, incidents) and stops a diverging run.
+
+Divergence rule: after a step, the run is ``diverged`` when its training loss (as the optimizer
+saw it, i.e. times ``loss_scale``) is NaN or inf, or when |loss| > ``divergence.factor`` *
+max(|first loss|, ``divergence.floor``). The run then stops itself, evaluates the model once
+more, and exits normally so that a sweep goes on. The first loss is the reference because it is
+the same in every arm of a seed (pairing), so the rule treats arms alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import lightning as L
+import torch
+
+from aebench.record import Incidents, Metric, Target
+from aebench.task import Task
+
+log = logging.getLogger(__name__)
+
+#: a one-step change of lr by more than this factor counts as an ``lr_cliff``
+CLIFF_FACTOR = 2.0
+
+
+def finite_or_none(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+class RunRecorder(L.Callback):
+    def __init__(
+        self,
+        task: Task,
+        total_steps: int,
+        eval_every: int,
+        log_every: int,
+        target: float,
+        divergence_factor: float,
+        divergence_floor: float,
+        progress_every: int,
+        label: str,
+    ) -> None:
+        self.task = task
+        self.total_steps = total_steps
+        self.eval_every = eval_every
+        self.log_every = log_every
+        self.divergence_factor = divergence_factor
+        self.divergence_floor = divergence_floor
+        self.progress_every = progress_every
+        self.label = label
+        self.metric = Metric(name=task.metric_name, mode=task.metric_mode)
+        self.target = Target(value=target)
+        self.incidents = Incidents()
+        self.evals: list[tuple[int, float]] = []
+        self.status = "completed"
+        self.first_loss: float | None = None
+        self.prev_log_lr: list[float] | None = None
+        self.t0 = time.perf_counter()
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def wall_s(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def _better(self, a: float, b: float) -> bool:
+        return a < b if self.metric.mode == "min" else a > b
+
+    def _evaluate(self, pl_module: L.LightningModule, step: int) -> float:
+        model = pl_module.model
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            value = float(self.task.evaluate(model))
+        model.train(was_training)
+        self.evals.append((step, value))
+        pl_module.curves.log(step, **{f"val_{self.metric.name}": value})
+        if math.isfinite(value):
+            if self.metric.best is None or self._better(value, self.metric.best):
+                self.metric.best = value
+            reached = value <= self.target.value if self.metric.mode == "min" else (
+                value >= self.target.value
+            )
+            if reached and not self.target.reached:
+                self.target.reached, self.target.step = True, step
+                self.target.wall_s = round(self.wall_s, 4)
+        return value
+
+    def _coefficients(self, trainer: L.Trainer, step: int, pl_module: L.LightningModule) -> None:
+        values: dict[str, float] = {}
+        for i, group in enumerate(trainer.optimizers[0].param_groups):
+            suffix = "" if i == 0 else f"/pg{i}"
+            values["lr" + suffix] = group["lr"]
+            if "betas" in group:
+                values["beta1" + suffix], values["beta2" + suffix] = group["betas"]
+            elif "momentum" in group:
+                values["momentum" + suffix] = group["momentum"]
+            if "eps" in group:
+                eps = group["eps"]
+                if isinstance(eps, tuple | list):
+                    eps = eps[-1]
+                if eps is not None:
+                    values["eps" + suffix] = eps
+            values["weight_decay" + suffix] = group.get("weight_decay", 0.0)
+        pl_module.curves.log(step, **values)
+
+    def _count_cliffs(self, trainer: L.Trainer) -> None:
+        lrs = [g["lr"] for g in trainer.optimizers[0].param_groups]
+        log_lr = [math.log(lr) if lr > 0 else float("-inf") for lr in lrs]
+        if self.prev_log_lr is not None:
+            limit = math.log(CLIFF_FACTOR)
+            for now, before in zip(log_lr, self.prev_log_lr, strict=True):
+                if math.isfinite(now) and math.isfinite(before) and abs(now - before) > limit:
+                    self.incidents.lr_cliffs += 1
+                    break
+        self.prev_log_lr = log_lr
+
+    # ------------------------------------------------------------------ hooks
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.t0 = time.perf_counter()
+        self._count_cliffs(trainer)
+        self._coefficients(trainer, 0, pl_module)
+        self._evaluate(pl_module, 0)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+        step = trainer.global_step
+        loss = float(pl_module.last_loss)
+        self._count_cliffs(trainer)
+        diverged = not math.isfinite(loss)
+        if diverged:
+            self.incidents.nonfinite += 1
+        else:
+            if self.first_loss is None:
+                self.first_loss = loss
+            limit = self.divergence_factor * max(abs(self.first_loss), self.divergence_floor)
+            diverged = abs(loss) > limit
+        last = step >= self.total_steps
+        if diverged or last or step % self.log_every == 0:
+            pl_module.curves.log(step, train_loss=loss)
+            self._coefficients(trainer, step, pl_module)
+            phase = self.task.drift_phase(step)
+            if phase is not None:
+                pl_module.curves.log(step, drift_phase=phase)
+        if diverged:
+            self.status = "diverged"
+            self.incidents.divergence = 1
+            trainer.should_stop = True
+            self._evaluate(pl_module, step)
+            log.warning("%s diverged at step %d (train loss %.4g): stopping", self.label, step, loss)
+            return
+        if last or step % self.eval_every == 0:
+            self._evaluate(pl_module, step)
+        if self.progress_every and (step % self.progress_every == 0 or last):
+            latest = self.evals[-1][1] if self.evals else float("nan")
+            log.info(
+                "%s step %d/%d  train_loss %.4g  val_%s %.4g  (%.1f s)",
+                self.label, step, self.total_steps, loss, self.metric.name, latest, self.wall_s,
+            )
+
+    # ------------------------------------------------------------------ results
+    def finish(self) -> None:
+        """Fill ``metric.final`` and the AUC once training has ended."""
+        if self.evals:
+            self.metric.final = finite_or_none(self.evals[-1][1])
+        self.metric.best = finite_or_none(self.metric.best)
+
+    def auc(self) -> float | None:
+        """Trapezoidal area under the evaluation curve over [0, budget], divided by the budget.
+
+        Null for a run that did not complete its budget (diverged or failed): the curve beyond
+        the stop is unknown, and any filler would favour one mode of the metric.
+        """
+        if self.status != "completed" or len(self.evals) < 2:
+            return None
+        area = 0.0
+        for (s0, v0), (s1, v1) in zip(self.evals, self.evals[1:], strict=False):
+            area += 0.5 * (v0 + v1) * (s1 - s0)
+        return finite_or_none(area / max(1, self.evals[-1][0]))

@@ -1,0 +1,216 @@
+"""One job, end to end: build the task, model, optimizer and schedule from the config, train
+through Lightning with the run recorder, and write the run record.
+
+``run_job`` is what the Hydra app calls; tests call it directly with a composed config.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from aebench.module import TaskModule
+from aebench.record import Metric, RunRecord, Target, arm_id
+from aebench.recorder import RunRecorder
+from aebench.seeding import derive_seed, tensor_hash
+from aebench.task import Task
+from aebench.validation import ConfigError, validate_config
+
+log = logging.getLogger(__name__)
+# Lightning's start-up banners (GPU/TPU availability, tips) say nothing about the run
+logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+
+#: task config keys that belong to the harness, not to the task's constructor
+HARNESS_KEYS = ("name", "budget", "lr", "target")
+GROUPS = ("task", "optimizer", "schedule", "scale", "logger", "ae", "ablation", "swarm")
+
+
+@dataclass
+class JobContext:
+    """Where and how a job runs (from Hydra's runtime config, or given by a test)."""
+
+    out_dir: Path
+    choices: dict[str, str | None]
+    overrides: list[str]
+    #: in a sweep a failed job is recorded and the sweep goes on; alone it exits non-zero
+    reraise: bool = True
+
+
+def step_budget(cfg: DictConfig) -> int:
+    return int(cfg.steps) if cfg.steps is not None else int(cfg.task.budget[cfg.scale.name])
+
+
+def build_task(cfg: DictConfig) -> Task:
+    """The task object. Its constructor raises :class:`ConfigError` on values out of range."""
+    params = OmegaConf.to_container(cfg.task, resolve=True)
+    for key in HARNESS_KEYS:
+        params.pop(key, None)
+    try:
+        return instantiate(params, seed=cfg.seed, _convert_="all")
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ConfigError):
+            raise err.__cause__ from None
+        raise
+
+
+def build_model(task: Task, seed: int) -> torch.nn.Module:
+    """The task's model, initialised from the seed's ``init`` stream alone (pairing)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "init"))
+        return task.build_model()
+
+
+def _first_batch_hash(batch: Any) -> str:
+    tensors = batch if isinstance(batch, tuple | list) else (batch,)
+    return tensor_hash(*(t for t in tensors if isinstance(t, torch.Tensor)))
+
+
+class _PeekedBatches:
+    """Train batches with the first one remembered (hashed for the pairing proof)."""
+
+    def __init__(self, task: Task) -> None:
+        self.iterator = task.train_batches()
+        self.first = next(self.iterator)
+
+    def __iter__(self):  # noqa: ANN204
+        yield self.first
+        yield from self.iterator
+
+
+def _wandb_sink(cfg: DictConfig, ctx: JobContext, arm: str) -> tuple[Callable, Callable]:
+    from lightning.pytorch.loggers import WandbLogger
+
+    logger = WandbLogger(
+        project=cfg.logger.project,
+        entity=cfg.logger.entity,
+        offline=cfg.logger.offline,
+        save_dir=str(ctx.out_dir),
+        name=f"{arm}-s{cfg.seed}",
+        group=arm,
+        tags=list(cfg.logger.tags),
+        config=OmegaConf.to_container(cfg, resolve=True),
+    )
+
+    def sink(step: int, values: dict[str, float]) -> None:
+        logger.log_metrics(values, step=step)
+
+    def close() -> None:
+        logger.experiment.finish()
+
+    return sink, close
+
+
+def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
+    """Validate, train and record one job. A bad config raises before anything is written."""
+    validate_config(cfg)
+    t0 = time.perf_counter()
+    task = build_task(cfg)  # tasks raise ConfigError on bad values: still nothing written
+    choices = {g: ctx.choices.get(g) for g in GROUPS}
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    ae_on = bool(cfg.ae.enabled)
+    arm = arm_id(choices, resolved, ae_on)
+    budget = step_budget(cfg)
+    record = RunRecord(
+        status="failed",
+        task=str(choices["task"] or cfg.task.name),
+        optimizer=str(choices["optimizer"]),
+        schedule=str(choices["schedule"]),
+        ae=ae_on,
+        ablation=str(choices["ablation"]),
+        swarm=str(choices["swarm"]),
+        scale=str(cfg.scale.name),
+        seed=int(cfg.seed),
+        arm=arm,
+        overrides=list(ctx.overrides),
+        config=resolved,
+        data_source="unknown",
+        metric=Metric(name="unknown", mode="min"),
+        target=Target(value=float(cfg.task.target)),
+        budget=budget,
+    )
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    module: TaskModule | None = None
+    close_sink: Callable[[], None] | None = None
+    try:
+        if cfg.trainer.threads:
+            torch.set_num_threads(int(cfg.trainer.threads))
+        L.seed_everything(derive_seed(cfg.seed, "global") % 2**32, workers=True, verbose=False)
+        record.data_source = task.data_source
+        model = build_model(task, cfg.seed)
+        batches = _PeekedBatches(task)
+        record.pairing = {
+            "init_hash": tensor_hash(*model.state_dict().values()),
+            "first_batch_hash": _first_batch_hash(batches.first),
+        }
+        module = TaskModule(
+            task, model, instantiate(cfg.optimizer), instantiate(cfg.schedule), budget
+        )
+        label = f"[{arm.rsplit('-', 1)[0]} seed={cfg.seed}]"
+        recorder = RunRecorder(
+            task,
+            total_steps=budget,
+            eval_every=max(1, budget // cfg.scale.evals),
+            log_every=cfg.scale.log_every,
+            target=float(cfg.task.target),
+            divergence_factor=cfg.divergence.factor,
+            divergence_floor=cfg.divergence.floor,
+            progress_every=max(1, budget // cfg.scale.progress_lines)
+            if cfg.scale.progress_lines
+            else 0,
+            label=label,
+        )
+        record.metric, record.target, record.incidents = (
+            recorder.metric, recorder.target, recorder.incidents
+        )
+        if cfg.logger.kind == "wandb":
+            sink, close_sink = _wandb_sink(cfg, ctx, arm)
+            module.curves.sinks.append(sink)
+        trainer = L.Trainer(
+            max_steps=budget,
+            accelerator=cfg.trainer.accelerator,
+            devices=1,
+            deterministic=cfg.trainer.deterministic,
+            barebones=True,
+            callbacks=[recorder],
+            default_root_dir=str(ctx.out_dir),
+        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=".*(barebones|does not have many workers|LeafSpec).*"
+            )
+            trainer.fit(module, train_dataloaders=batches)
+        recorder.finish()
+        record.status = recorder.status
+        record.auc = recorder.auc()
+        record.steps = trainer.global_step
+    except Exception:
+        record.error = traceback.format_exc()
+        log.error("job failed:\n%s", record.error)
+        if ctx.reraise:
+            raise
+    finally:
+        record.wall_s = round(time.perf_counter() - t0, 4)
+        if module is not None:
+            module.curves.write(str(ctx.out_dir / "curves.csv"))
+        record.write(ctx.out_dir)
+        if close_sink is not None:
+            close_sink()
+    log.info(
+        "%s: %s after %d steps, final val_%s %s (record: %s)",
+        arm, record.status, record.steps, record.metric.name, record.metric.final,
+        ctx.out_dir / "result.json",
+    )
+    return record

@@ -1,0 +1,246 @@
+"""Structured-config schemas, registered in Hydra's ConfigStore.
+
+Every YAML option extends one of these dataclasses (``defaults: [/schema/<group>/<kind>@_here_]``),
+so a typo'd key or a value of the wrong type fails at composition, before any training, with a
+message naming the key. Range checks that a type cannot express live in ``aebench.validation``.
+The schemas sit in the ``schema/`` group, out of the user's groups, so ``task='glob(*)'`` sweeps
+only real options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+# ---------------------------------------------------------------- task
+@dataclass
+class BudgetConfig:
+    """Default step budget of a task at each scale (``steps=`` overrides it)."""
+
+    smoke: int = MISSING
+    cpu: int = MISSING
+    paper: int = MISSING
+
+
+@dataclass
+class SuggestedLRConfig:
+    """The task's tuned base learning rate per optimizer family; ``optimizer.lr`` defaults to it.
+
+    Each task says in its YAML how these were chosen (a small LR sweep of the *vanilla*
+    optimizer, never of AE), so baselines start well tuned.
+    """
+
+    sgd: float = MISSING
+    sgdm: float = MISSING
+    adam: float = MISSING
+    adamw: float = MISSING
+    adafactor: float = MISSING
+
+
+@dataclass
+class TaskConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+    batch_size: int = MISSING
+    loss_scale: float = 1.0
+    #: time-to-target threshold on the task's evaluation metric
+    target: float = MISSING
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    lr: SuggestedLRConfig = field(default_factory=SuggestedLRConfig)
+
+
+@dataclass
+class RegressionTaskConfig(TaskConfig):
+    in_dim: int = 32
+    out_dim: int = 8
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    n_train: int = 8192
+    n_val: int = 2048
+    noise: float = 0.1
+
+
+@dataclass
+class RosenbrockTaskConfig(TaskConfig):
+    dim: int = 2
+    start: list[float] = field(default_factory=lambda: [-1.2, 1.0])
+    start_jitter: float = 0.1
+    grad_noise: float = 0.0
+
+
+# ---------------------------------------------------------------- optimizer
+@dataclass
+class SGDConfig:
+    _target_: str = "torch.optim.SGD"
+    _partial_: bool = True
+    lr: float = MISSING
+    momentum: float = 0.0
+    dampening: float = 0.0
+    weight_decay: float = 0.0
+    nesterov: bool = False
+
+
+@dataclass
+class AdamConfig:
+    _target_: str = "torch.optim.Adam"
+    _partial_: bool = True
+    lr: float = MISSING
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    amsgrad: bool = False
+
+
+@dataclass
+class AdafactorConfig:
+    _target_: str = "torch.optim.Adafactor"
+    _partial_: bool = True
+    lr: float = MISSING
+    beta2_decay: float = -0.8
+    #: (eps1 for the denominator, eps2 for the relative step); eps1 None means machine epsilon
+    eps: list[Any] = field(default_factory=lambda: [None, 1e-3])
+    d: float = 1.0
+    weight_decay: float = 0.0
+
+
+# ---------------------------------------------------------------- schedule
+@dataclass
+class ConstantScheduleConfig:
+    _target_: str = "baselines.schedules.constant"
+    _partial_: bool = True
+
+
+@dataclass
+class CosineScheduleConfig:
+    _target_: str = "baselines.schedules.cosine"
+    _partial_: bool = True
+    warmup_frac: float = 0.05
+    min_lr_frac: float = 0.0
+
+
+@dataclass
+class StepScheduleConfig:
+    _target_: str = "baselines.schedules.step"
+    _partial_: bool = True
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
+    gamma: float = 0.1
+
+
+@dataclass
+class OneCycleScheduleConfig:
+    _target_: str = "baselines.schedules.onecycle"
+    _partial_: bool = True
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    anneal_strategy: str = "cos"
+    cycle_momentum: bool = False
+
+
+# ---------------------------------------------------------------- scale, logger, ae, swarm
+@dataclass
+class ScaleConfig:
+    #: smoke | cpu | paper: picks ``task.budget.<name>``
+    name: str = MISSING
+    #: evaluations of the metric over the budget (plus one at step 0)
+    evals: int = MISSING
+    #: a curves.csv row every this many steps
+    log_every: int = MISSING
+    #: progress lines on the console over the budget
+    progress_lines: int = 10
+
+
+@dataclass
+class CSVLoggerConfig:
+    """curves.csv and result.json only (they are always written)."""
+
+    kind: str = "csv"
+
+
+@dataclass
+class WandbLoggerConfig:
+    """Also stream the curves to Weights & Biases (offline unless ``offline=false``)."""
+
+    kind: str = "wandb"
+    project: str = "aebench"
+    entity: str | None = None
+    offline: bool = True
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AEConfig:
+    """Placeholder until the AE controller lands: ``enabled`` only."""
+
+    enabled: bool = False
+
+
+@dataclass
+class SwarmConfig:
+    enabled: bool = False
+
+
+# ---------------------------------------------------------------- top level
+@dataclass
+class TrainerConfig:
+    #: cpu | gpu | auto (Lightning accelerator)
+    accelerator: str = "cpu"
+    #: torch.use_deterministic_algorithms; same config + seed => identical curves on CPU
+    deterministic: bool = True
+    #: torch intra-op threads; null leaves torch's default
+    threads: int | None = None
+
+
+@dataclass
+class DivergenceConfig:
+    """When a run stops itself as ``diverged`` (see ``aebench.recorder``)."""
+
+    #: the training loss is non-finite, or |loss| > factor * max(|first loss|, floor)
+    factor: float = 1e4
+    floor: float = 1e-6
+
+
+@dataclass
+class Config:
+    task: Any = MISSING
+    optimizer: Any = MISSING
+    schedule: Any = MISSING
+    scale: ScaleConfig = MISSING
+    logger: Any = MISSING
+    ae: AEConfig = MISSING
+    swarm: SwarmConfig = MISSING
+    #: the run seed; every random stream derives from it (aebench.seeding)
+    seed: int = 0
+    #: step budget; null takes ``task.budget.<scale.name>``
+    steps: int | None = None
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
+
+
+SCHEMAS: dict[str, dict[str, type]] = {
+    "task": {"regression": RegressionTaskConfig, "rosenbrock": RosenbrockTaskConfig},
+    "optimizer": {"sgd": SGDConfig, "adam": AdamConfig, "adafactor": AdafactorConfig},
+    "schedule": {
+        "constant": ConstantScheduleConfig,
+        "cosine": CosineScheduleConfig,
+        "step": StepScheduleConfig,
+        "onecycle": OneCycleScheduleConfig,
+    },
+    "logger": {"csv": CSVLoggerConfig, "wandb": WandbLoggerConfig},
+}
+
+
+def register_configs() -> None:
+    """Store the top-level schema as ``base_config`` and each group schema under ``schema/``.
+
+    ``scale``, ``ae`` and ``swarm`` are typed directly in :class:`Config`, so their YAML options
+    need no schema line of their own.
+    """
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for group, kinds in SCHEMAS.items():
+        for kind, node in kinds.items():
+            cs.store(group=f"schema/{group}", name=kind, node=node)

@@ -1,0 +1,86 @@
+"""The small interface through which the core reaches a task (DESIGN.md: the core knows no task
+by name). A task is a Python class named by ``_target_`` in ``conf/task/<name>.yaml``.
+
+A task declares its model, data, training loss, evaluation metric (name and direction) and where
+its data comes from. The harness owns everything else: seeding, the optimizer, schedules, AE,
+logging and the run record. Tiny tasks yield pre-made tensors from :meth:`Task.train_batches`
+rather than going through a ``DataLoader``, so the harness stays cheap per step.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import nn
+
+from aebench.seeding import generator
+from aebench.validation import ConfigError
+
+__all__ = ["ConfigError", "MetricMode", "Task", "cycle_batches"]
+
+MetricMode = Literal["min", "max"]
+
+
+class Task(ABC):
+    """Base class of every task.
+
+    Subclasses set the class attributes and implement the four abstract methods. The constructor
+    receives the run seed and the task's own config keys (everything in ``conf/task/<name>.yaml``
+    except the harness keys ``name``, ``budget``, ``lr`` and ``target``).
+    """
+
+    metric_name: ClassVar[str]
+    metric_mode: ClassVar[MetricMode]
+    #: ``synthetic`` or ``real``; analysis never pools the two.
+    data_source: str = "synthetic"
+
+    def __init__(self, seed: int, batch_size: int, loss_scale: float = 1.0) -> None:
+        self.seed = seed
+        self.batch_size = batch_size
+        self.loss_scale = loss_scale
+
+    def rng(self, stream: str) -> torch.Generator:
+        """A generator for ``stream`` derived from the run seed alone (see ``aebench.seeding``)."""
+        return generator(self.seed, stream)
+
+    @abstractmethod
+    def build_model(self) -> nn.Module:
+        """A freshly initialised model. The harness seeds the global RNG (stream ``init``) first."""
+
+    @abstractmethod
+    def train_batches(self) -> Iterator[Any]:
+        """An endless iterator of training batches, in an order drawn from ``self.rng("order")``."""
+
+    @abstractmethod
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """The unscaled training loss on ``batch`` (the harness multiplies by ``loss_scale``)."""
+
+    @abstractmethod
+    def evaluate(self, model: nn.Module) -> float:
+        """The evaluation metric of ``model`` (called under ``torch.no_grad`` in eval mode)."""
+
+    def drift_phase(self, step: int) -> int | None:
+        """The drift phase active at ``step`` for drifting tasks; ``None`` for stationary ones."""
+        return None
+
+
+def cycle_batches(
+    tensors: tuple[torch.Tensor, ...], batch_size: int, order: torch.Generator
+) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Endless minibatches over ``tensors`` (same first dimension), reshuffled every epoch.
+
+    The permutation of each epoch is drawn from ``order``; a final partial batch is dropped so
+    every step sees ``batch_size`` examples.
+    """
+    n = tensors[0].shape[0]
+    if batch_size > n:
+        raise ConfigError(f"task.batch_size={batch_size}: larger than the {n} training examples")
+    per_epoch = n // batch_size
+    while True:
+        perm = torch.randperm(n, generator=order)
+        for i in range(per_epoch):
+            idx = perm[i * batch_size : (i + 1) * batch_size]
+            yield tuple(t[idx] for t in tensors)

@@ -1,0 +1,1 @@
+"""Baselines AE is compared against: schedules, LR-free and hypergradient optimizers, PBT, ES."""

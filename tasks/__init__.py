@@ -1,0 +1,1 @@
+"""Tasks: one module each, reached through ``_target_`` in ``conf/task/<name>.yaml``."""
