@@ -80,8 +80,10 @@ class RunRecorder(L.Callback):
         if math.isfinite(value):
             if self.metric.best is None or self._better(value, self.metric.best):
                 self.metric.best = value
-            reached = value <= self.target.value if self.metric.mode == "min" else (
-                value >= self.target.value
+            reached = (
+                value <= self.target.value
+                if self.metric.mode == "min"
+                else (value >= self.target.value)
             )
             if reached and not self.target.reached:
                 self.target.reached, self.target.step = True, step
@@ -148,7 +150,9 @@ class RunRecorder(L.Callback):
             self.incidents.divergence = 1
             trainer.should_stop = True
             self._evaluate(pl_module, step)
-            log.warning("%s diverged at step %d (train loss %.4g): stopping", self.label, step, loss)
+            log.warning(
+                "%s diverged at step %d (train loss %.4g): stopping", self.label, step, loss
+            )
             return
         if last or step % self.eval_every == 0:
             self._evaluate(pl_module, step)
@@ -156,7 +160,13 @@ class RunRecorder(L.Callback):
             latest = self.evals[-1][1] if self.evals else float("nan")
             log.info(
                 "%s step %d/%d  train_loss %.4g  val_%s %.4g  (%.1f s)",
-                self.label, step, self.total_steps, loss, self.metric.name, latest, self.wall_s,
+                self.label,
+                step,
+                self.total_steps,
+                loss,
+                self.metric.name,
+                latest,
+                self.wall_s,
             )
 
     # ------------------------------------------------------------------ results

@@ -173,7 +173,9 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
             label=label,
         )
         record.metric, record.target, record.incidents = (
-            recorder.metric, recorder.target, recorder.incidents
+            recorder.metric,
+            recorder.target,
+            recorder.incidents,
         )
         if cfg.logger.kind == "wandb":
             sink, close_sink = _wandb_sink(cfg, ctx, arm)
@@ -210,7 +212,11 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
             close_sink()
     log.info(
         "%s: %s after %d steps, final val_%s %s (record: %s)",
-        arm, record.status, record.steps, record.metric.name, record.metric.final,
+        arm,
+        record.status,
+        record.steps,
+        record.metric.name,
+        record.metric.final,
         ctx.out_dir / "result.json",
     )
     return record

@@ -1,0 +1,43 @@
+# The README's two commands:  make demo  and  make test.  Both create .venv on first use.
+# TORCH pins the CPU wheel available on the project's machines; elsewhere e.g.
+#   make test TORCH='torch>=2.4'
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+DEMO_DIR := multirun/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
+
+.PHONY: install demo test test-all lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q '$(TORCH)'
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# A small sweep on the built-in synthetic tasks (experiment/demo.yaml), then its table of runs.
+demo: install
+	WANDB_MODE=offline $(BIN)/aebench -m experiment=demo hydra.sweep.dir=$(DEMO_DIR)
+	$(BIN)/python -m analysis.runs $(DEMO_DIR)
+
+# Lint and the fast test suite (what CI runs first).
+test: install
+	$(BIN)/ruff check .
+	WANDB_MODE=offline $(BIN)/pytest -q -m "not slow"
+
+# Everything, slow checks included.
+test-all: install
+	WANDB_MODE=offline $(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python benchmarks/harness_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache outputs

@@ -1,0 +1,1 @@
+"""Analysis of run records on disk (DESIGN.md): never imports tasks, never trains."""
