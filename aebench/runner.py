@@ -156,7 +156,11 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
             "first_batch_hash": _first_batch_hash(batches.first),
         }
         module = TaskModule(
-            task, model, instantiate(cfg.optimizer), instantiate(cfg.schedule), budget
+            task,
+            model,
+            instantiate(cfg.optimizer, _convert_="all"),
+            instantiate(cfg.schedule, _convert_="all"),
+            budget,
         )
         label = f"[{arm.rsplit('-', 1)[0]} seed={cfg.seed}]"
         recorder = RunRecorder(

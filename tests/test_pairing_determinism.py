@@ -17,6 +17,7 @@ def test_pairing_across_optimizer_arms(task: str, tmp_path: Path) -> None:
             [f"task={task}", f"optimizer={optimizer}", "schedule=cosine", "steps=2", "seed=7"],
             tmp_path / optimizer,
         )
+        assert data["status"] == "completed", data["error"]
         pairings.append(data["pairing"])
     assert all(p == pairings[0] for p in pairings)
     assert pairings[0]["init_hash"] and pairings[0]["first_batch_hash"]

@@ -141,3 +141,20 @@ def test_arm_is_stable_across_seeds_and_differs_across_choices(tmp_path: Path) -
         arms[name] = data["arm"]
     assert arms["s0"] == arms["s1"]
     assert len({arms["s0"], arms["lr"], arms["opt"]}) == 3
+
+
+@pytest.mark.parametrize("task", ["regression", "rosenbrock"])
+@pytest.mark.parametrize("optimizer", ["sgd", "sgdm", "adam", "adamw", "adafactor"])
+def test_every_optimizer_trains_every_task(task: str, optimizer: str, tmp_path: Path) -> None:
+    _, data = run_in_process([f"task={task}", f"optimizer={optimizer}", "steps=4"], tmp_path)
+    assert data["status"] == "completed", data["error"]
+    assert data["steps"] == 4
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "step", "onecycle"])
+def test_every_schedule_runs_its_budget(schedule: str, tmp_path: Path) -> None:
+    _, data = run_in_process(["task=regression", f"schedule={schedule}", "steps=8"], tmp_path)
+    assert data["status"] == "completed", data["error"]
+    lrs = [float(r["lr"]) for r in read_curves(tmp_path / "curves.csv")]
+    assert len(lrs) == 9
+    assert (len(set(lrs)) == 1) == (schedule == "constant")
