@@ -81,6 +81,7 @@ def cycle_batches(
     per_epoch = n // batch_size
     while True:
         perm = torch.randperm(n, generator=order)
+        # one gather per epoch; each step then takes a view (no per-step copy)
+        shuffled = tuple(t[perm] for t in tensors)
         for i in range(per_epoch):
-            idx = perm[i * batch_size : (i + 1) * batch_size]
-            yield tuple(t[idx] for t in tensors)
+            yield tuple(t[i * batch_size : (i + 1) * batch_size] for t in shuffled)
