@@ -21,6 +21,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from aebench.ae.config import law_names
 from aebench.module import TaskModule
 from aebench.record import Metric, RunRecord, Target, arm_id
 from aebench.recorder import RunRecorder
@@ -51,6 +52,13 @@ class JobContext:
 
 def step_budget(cfg: DictConfig) -> int:
     return int(cfg.steps) if cfg.steps is not None else int(cfg.task.budget[cfg.scale.name])
+
+
+def ablation_name(cfg: DictConfig) -> str:
+    """What was knocked out: ``none``, or ``no_<law>`` joined by ``+`` (from ``ae.laws``, so a
+    single ``ae.laws.gauge=false`` names itself as well as ``ablation=no_gauge`` does)."""
+    off = [f"no_{law}" for law in law_names() if not cfg.ae.laws[law]]
+    return "+".join(off) if off else "none"
 
 
 def build_task(cfg: DictConfig) -> Task:
@@ -121,6 +129,7 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
     choices = {g: ctx.choices.get(g) for g in GROUPS}
     resolved = OmegaConf.to_container(cfg, resolve=True)
     ae_on = bool(cfg.ae.enabled)
+    choices["ablation"] = ablation_name(cfg)
     arm = arm_id(choices, resolved, ae_on)
     budget = step_budget(cfg)
     record = RunRecord(
@@ -184,13 +193,18 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
         if cfg.logger.kind == "wandb":
             sink, close_sink = _wandb_sink(cfg, ctx, arm)
             module.curves.sinks.append(sink)
+        callbacks: list[L.Callback] = [recorder]
+        if ae_on:
+            from aebench.ae.callback import AEController
+
+            callbacks.insert(0, AEController(cfg.ae, seed=cfg.seed))
         trainer = L.Trainer(
             max_steps=budget,
             accelerator=cfg.trainer.accelerator,
             devices=1,
             deterministic=cfg.trainer.deterministic,
             barebones=True,
-            callbacks=[recorder],
+            callbacks=callbacks,
             default_root_dir=str(ctx.out_dir),
         )
         with warnings.catch_warnings():

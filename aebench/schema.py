@@ -15,6 +15,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from aebench.ae.config import AEConfig
+
 
 # ---------------------------------------------------------------- task
 @dataclass
@@ -169,13 +171,6 @@ class WandbLoggerConfig:
     entity: str | None = None
     offline: bool = True
     tags: list[str] = field(default_factory=list)
-
-
-@dataclass
-class AEConfig:
-    """Placeholder until the AE controller lands: ``enabled`` only."""
-
-    enabled: bool = False
 
 
 @dataclass

@@ -62,6 +62,13 @@ def validate_config(cfg: DictConfig) -> None:
             f"trainer.accelerator={cfg.trainer.accelerator}: must be one of "
             + ", ".join(ACCELERATORS)
         )
+    if cfg.ae.enabled:
+        from aebench.ae.config import validate as validate_ae
+
+        try:
+            validate_ae(cfg.ae)
+        except ValueError as err:
+            raise ConfigError(str(err).splitlines()[0]) from None
     for key, ok, allowed in RULES:
         value = OmegaConf.select(cfg, key, default=None)
         if isinstance(value, DictConfig):

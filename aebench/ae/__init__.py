@@ -1,0 +1,34 @@
+"""Adaptive Evolution (AE): signals, laws, coefficient bindings and the controller.
+
+Public API:
+
+* :class:`AEConfig` (and its nested dataclasses), :func:`law_names`, :func:`check_law_names`,
+  :func:`validate` -- :mod:`aebench.ae.config`;
+* :class:`AEControl` -- the pure-PyTorch controller (:mod:`aebench.ae.controller`);
+* :class:`AEController` -- the Lightning callback (:mod:`aebench.ae.callback`);
+* the laws AE-2 ... AE-10 as pure functions in :mod:`aebench.ae.laws`, the signals AE-1 in
+  :mod:`aebench.ae.signals`, the charts in :mod:`aebench.ae.charts`, the optimizer bindings in
+  :mod:`aebench.ae.bindings`.
+"""
+
+from aebench.ae.config import AEConfig, LawsConfig, check_law_names, law_names, validate
+from aebench.ae.controller import SIGNAL_COLUMNS, AEControl
+
+__all__ = [
+    "AEConfig",
+    "AEControl",
+    "AEController",
+    "LawsConfig",
+    "SIGNAL_COLUMNS",
+    "check_law_names",
+    "law_names",
+    "validate",
+]
+
+
+def __getattr__(name: str):  # lazy: importing the laws must not import lightning
+    if name == "AEController":
+        from aebench.ae.callback import AEController
+
+        return AEController
+    raise AttributeError(name)

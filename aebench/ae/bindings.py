@@ -1,0 +1,202 @@
+"""Coefficient bindings: read/write AE's coefficients from/to a torch param group, per family.
+
+The family is detected by ``isinstance`` on the optimizer:
+
+=============  ==========================================================================
+family         coefficients (kind -> param-group field; curve column)
+=============  ==========================================================================
+``sgd``        alpha -> ``lr`` (lr), beta1 -> ``momentum`` (momentum),
+               weight_decay -> ``weight_decay``, sigma (AE state)
+``adam``       Adam and AdamW: alpha -> ``lr``, beta1 -> ``betas[0]`` (beta1),
+               beta2 -> ``betas[1]`` (beta2), eps -> ``eps``, weight_decay, sigma
+``adafactor``  torch.optim.Adafactor: alpha -> ``lr``, eps -> ``eps[0]`` (epsilon1, the
+               denominator term; None reads as the float32 machine epsilon, torch's default),
+               weight_decay, sigma. It has no first moment; its second-moment decay is the
+               schedule ``1 - t^beta2_decay``, an exponent rather than a coefficient with a chart
+               here, so AE leaves ``beta2_decay`` (and the clipping threshold ``d``) alone.
+=============  ==========================================================================
+
+Effective step gamma = alpha ||P g|| (logged; Section 5), with P the family's preconditioner:
+identity for SGD (the literal alpha ||g||); for Adam ``g / (sqrt(v_hat) + eps)`` with v_hat the
+bias-corrected ``exp_avg_sq`` from before this step (``|g|`` on the first step); for Adafactor
+the per-tensor normalised gradient ``g / RMS(g)`` (Adafactor's update is itself scale-free, so
+gamma = alpha sqrt(n)). Using ||g|| literally on Adam would make a gauge undo Adam's own scale
+invariance. The gauge's relative signal (AE-8, :mod:`aebench.ae.laws`) uses ``<g, P g>``.
+
+sigma on a gradient optimizer (AE_READINGS #5, the normal form's xi_t): after the optimizer step,
+for every parameter p of the group that received a gradient,
+
+    p <- p + sigma * max(RMS(p), rms_floor) * N(0, I),
+
+drawn from the controller's own ``torch.Generator`` (seeded from the run seed and
+``ae.noise_seed``), so no other RNG stream is consumed and pairing across arms is preserved.
+sigma is therefore the relative parameter perturbation per step: loss-scale free (like AE-8 wants)
+and family free, and it does not vanish on a flat plateau where ||g|| -> 0 (a perturbation scaled
+by alpha ||g|| would). sigma = 0 (at its floor) draws nothing at all.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.optim import Optimizer
+
+_F32_EPS = float(torch.finfo(torch.float32).eps)
+
+
+class Binding:
+    """Base class: a family's kinds, param-group fields, preconditioner and momentum buffer."""
+
+    family: str = ""
+    kinds: tuple[str, ...] = ()
+    columns: dict[str, str] = {}
+
+    def read(self, group: dict, kind: str) -> float:
+        raise NotImplementedError
+
+    def write(self, group: dict, kind: str, value: float) -> None:
+        raise NotImplementedError
+
+    def precond(self, optimizer: Optimizer, group: dict, params: list[torch.Tensor],
+                grads: list[torch.Tensor]) -> torch.Tensor:
+        """``[||P g||^2, <g, P g>]`` over the group (float64, shape (2,))."""
+        sq = sum((g.double().pow(2).sum() for g in grads), torch.zeros((), dtype=torch.float64))
+        return torch.stack([sq, sq])
+
+    def momentum(self, optimizer: Optimizer, group: dict, p: torch.Tensor
+                 ) -> tuple[torch.Tensor | None, float]:
+        """The momentum buffer of ``p`` and the factor that brings it to gradient units."""
+        return None, 1.0
+
+
+class SGDBinding(Binding):
+    family = "sgd"
+    kinds = ("alpha", "beta1", "weight_decay", "sigma")
+    columns = {"alpha": "lr", "beta1": "momentum", "weight_decay": "weight_decay",
+               "sigma": "sigma"}
+    _field = {"alpha": "lr", "beta1": "momentum", "weight_decay": "weight_decay"}
+
+    def read(self, group: dict, kind: str) -> float:
+        return float(group[self._field[kind]])
+
+    def write(self, group: dict, kind: str, value: float) -> None:
+        group[self._field[kind]] = value
+
+    def momentum(self, optimizer, group, p):
+        # buf = beta buf + (1 - d) g  ->  steady state (1 - d)/(1 - beta) g
+        buf = optimizer.state.get(p, {}).get("momentum_buffer")
+        beta = float(group["momentum"])
+        damp = 1.0 - float(group.get("dampening", 0.0))
+        return buf, (1.0 - beta) / damp if damp > 0 else 1.0
+
+
+class AdamBinding(Binding):
+    family = "adam"
+    kinds = ("alpha", "beta1", "beta2", "eps", "weight_decay", "sigma")
+    columns = {"alpha": "lr", "beta1": "beta1", "beta2": "beta2", "eps": "eps",
+               "weight_decay": "weight_decay", "sigma": "sigma"}
+
+    def read(self, group: dict, kind: str) -> float:
+        if kind == "alpha":
+            return float(group["lr"])
+        if kind == "beta1":
+            return float(group["betas"][0])
+        if kind == "beta2":
+            return float(group["betas"][1])
+        return float(group[kind])
+
+    def write(self, group: dict, kind: str, value: float) -> None:
+        if kind == "alpha":
+            group["lr"] = value
+        elif kind == "beta1":
+            group["betas"] = (value, group["betas"][1])
+        elif kind == "beta2":
+            group["betas"] = (group["betas"][0], value)
+        else:
+            group[kind] = value
+
+    def precond(self, optimizer, group, params, grads):
+        beta2 = float(group["betas"][1])
+        eps = float(group["eps"])
+        total = torch.zeros(2, dtype=torch.float64)
+        for p, g in zip(params, grads, strict=True):
+            st = optimizer.state.get(p, {})
+            v = st.get("exp_avg_sq")
+            if v is None:
+                u = g / (g.abs() + eps)
+            else:
+                step = float(st["step"])
+                bc = 1.0 - beta2**step if step > 0 else 1.0
+                u = g / ((v / bc).sqrt() + eps)
+            ud = u.double()
+            total = total + torch.stack([ud.pow(2).sum(), (ud * g.double()).sum()]).cpu()
+        return total
+
+    def momentum(self, optimizer, group, p):
+        st = optimizer.state.get(p, {})
+        buf = st.get("exp_avg")
+        if buf is None:
+            return None, 1.0
+        step = float(st["step"])
+        bc = 1.0 - float(group["betas"][0]) ** step if step > 0 else 1.0
+        return buf, 1.0 / bc
+
+
+class AdafactorBinding(Binding):
+    family = "adafactor"
+    kinds = ("alpha", "eps", "weight_decay", "sigma")
+    columns = {"alpha": "lr", "eps": "eps", "weight_decay": "weight_decay", "sigma": "sigma"}
+
+    def read(self, group: dict, kind: str) -> float:
+        if kind == "alpha":
+            return float(group["lr"])
+        if kind == "eps":
+            e1 = group["eps"][0]
+            return _F32_EPS if e1 is None else float(e1)
+        return float(group[kind])
+
+    def write(self, group: dict, kind: str, value: float) -> None:
+        if kind == "alpha":
+            group["lr"] = value
+        elif kind == "eps":
+            group["eps"] = (value, group["eps"][1])
+        else:
+            group[kind] = value
+
+    def precond(self, optimizer, group, params, grads):
+        # P g = g / RMS(g) per tensor: ||P g||^2 = numel, <g, P g> = ||g|| sqrt(numel)
+        n = sum(g.numel() for g in grads)
+        gpg = sum((g.double().norm() * math.sqrt(g.numel()) for g in grads),
+                  torch.zeros((), dtype=torch.float64))
+        return torch.stack([torch.tensor(float(n), dtype=torch.float64), gpg.cpu()])
+
+
+def binding_for(optimizer: Optimizer) -> Binding:
+    """The binding of an optimizer's family (``ValueError`` for an unsupported optimizer)."""
+    opt = getattr(optimizer, "optimizer", optimizer)  # unwrap LightningOptimizer
+    if isinstance(opt, torch.optim.Adam):  # AdamW subclasses Adam in torch >= 2.6
+        return AdamBinding()
+    if isinstance(opt, torch.optim.AdamW):
+        return AdamBinding()
+    if isinstance(opt, torch.optim.SGD):
+        return SGDBinding()
+    adafactor = getattr(torch.optim, "Adafactor", None)
+    if adafactor is not None and isinstance(opt, adafactor):
+        return AdafactorBinding()
+    raise ValueError(
+        f"optimizer={type(opt).__name__}: AE has no coefficient binding for it; "
+        "supported: SGD, Adam, AdamW, Adafactor"
+    )
+
+
+@torch.no_grad()
+def add_parameter_noise(params: list[torch.Tensor], sigma: float, rms_floor: float,
+                        generator: torch.Generator) -> None:
+    """``p += sigma * max(RMS(p), rms_floor) * N(0, I)`` for each p (see module docstring)."""
+    if sigma <= 0.0 or not math.isfinite(sigma):
+        return
+    for p in params:
+        scale = p.detach().float().pow(2).mean().sqrt().clamp_min(rms_floor) * sigma
+        noise = torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+        p.add_(noise.mul_(scale.to(p.dtype)))

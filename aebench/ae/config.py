@@ -1,0 +1,483 @@
+"""Configuration of the AE controller: plain dataclasses usable as Hydra structured configs.
+
+Every gain, target, time constant, meta-step and bound of the ten laws lives here, grouped by the
+law it belongs to, with the equation it enters. Units (AE_READINGS #2): the loss signals T, V and R
+are *relative* (scale-free, see :mod:`aebench.ae.signals`), so ``tau_p``, ``tau_v``, ``tau_r``,
+``v_star``, ``v_max`` and ``eps_T`` are dimensionless and do not depend on the task's loss scale;
+scale regulation is left to the gauge law (AE-8) alone.
+
+How the defaults were chosen (AE_READINGS #10): on two easy stationary problems driven in a plain
+loop with :class:`aebench.ae.controller.AEControl` -- minibatch linear regression (d=20, batch 32)
+with well-tuned SGDm (lr 0.05, momentum 0.9) and AdamW (lr 1e-2), and the 2-D Rosenbrock function
+with SGDm (lr 1e-3, momentum 0.9) -- aiming for alpha within about a factor 2 of the tuned value
+and sigma at its floor (do no harm), while a stall, a variance spike, a loss-scale change and
+alternating gradients each move the coefficients visibly within ~100 steps. Measured with these
+defaults over 600 steps of regression: SGDm ends at lr 0.0497 (loss 0.0153 vs 0.0147 vanilla),
+AdamW at lr 0.0083 (0.0096 vs 0.0097), sigma stays 0. On Rosenbrock the target is *not* met: an
+overshoot in the curved valley near step 100 trips the resonance shrink and alpha ends at its
+lower bound (1e-3 x base) after 2000 steps, though the loss ends lower (3e-12 vs 1.4e-8). The
+literal fixed-target gauge (``gauge.signal=step``) was rejected on the regression problem (it
+held the initial step length and left the loss 100x above vanilla). The defaults were not tuned
+on any experiment that tests a prediction, nor to make a unit test pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: coefficient kinds AE can evolve, in the order of the vector ``a`` (and of zeta in AE-7)
+KINDS: tuple[str, ...] = ("alpha", "beta1", "beta2", "eps", "weight_decay", "sigma")
+
+
+@dataclass
+class LawsConfig:
+    """The ablation mask: one boolean per removable law or drive term (``ae.laws.<name>``).
+
+    ``progress``, ``variance``, ``reward``, ``phase``, ``leak`` and ``barrier`` are the six terms of
+    the constitutive drive AE-2; ``noise`` is AE-4, ``resonance`` AE-5 (its phase term W_m and the
+    shrink), ``budget`` AE-6 (dual variable and hard clip), ``coupling`` AE-7, ``gauge`` AE-8 and
+    ``lyapunov`` AE-10 (the guard; the energy is logged either way). AE-1 (measurement), AE-3
+    (multiplicative evolution with projection onto Omega) and AE-9 (a property, not a mechanism)
+    cannot be removed. A law that is off is skipped entirely: its gains are never read.
+    """
+
+    progress: bool = True
+    variance: bool = True
+    reward: bool = True
+    phase: bool = True
+    leak: bool = True
+    barrier: bool = True
+    noise: bool = True
+    resonance: bool = True
+    budget: bool = True
+    coupling: bool = True
+    gauge: bool = True
+    lyapunov: bool = True
+
+
+@dataclass
+class CoefConfig:
+    """One coefficient kind: whether AE evolves it, its AE-2 gains, leak, prior and box Omega.
+
+    Gains act in the kind's chart coordinate z (:mod:`aebench.ae.charts`):
+    ``u_k = w_p tanh(-T/tau_p) - w_v [softplus(V/tau_v) - ln2] + w_r tanh(R/tau_r)
+    + w_c (rho - rho*) - leak (z_k - zbar_k) - dpsi/dz_k`` (AE-2).
+
+    Omega (AE-3 projection) is the box ``[lo, hi]`` in the coefficient's own units, mapped to chart
+    space. ``relative=True`` (log-chart kinds only) reads ``lo`` and ``hi`` as multiples of the base
+    value (the optimizer's configured or scheduled value). For ``weight_decay`` and ``sigma`` ``lo``
+    is also the chart floor: zero maps to ``log(lo)`` and a coefficient at its floor is written as
+    exactly 0. ``prior`` is a-bar in the coefficient's units; ``None`` means the base value. ``m``
+    is the kind's weight in the budget metric M (AE-6) and in the energy (AE-10).
+    """
+
+    adapt: bool = True
+    w_p: float = 0.0
+    w_v: float = 0.0
+    w_r: float = 0.0
+    w_c: float = 0.0
+    leak: float = 1.0
+    lo: float = 1e-3
+    hi: float = 1e3
+    relative: bool = True
+    prior: float | None = None
+    m: float = 1.0
+
+
+def _alpha() -> CoefConfig:
+    # canonical AE-SGDm: k1 tanh(-T/tau) - k2 softplus(V/V*) + k3 (rho - rho*)
+    #                    - gamma_a (log a - log abar)
+    # leak 0.2: weaker than the other kinds' so the gauge (eta_gamma 0.05 vs eta_a leak 0.002)
+    # sets alpha's level at ~96% compensation; without the gauge the leak alone bounds the drift
+    return CoefConfig(w_p=0.5, w_v=1.0, w_r=0.5, w_c=0.25, leak=0.5, lo=1e-3, hi=1e3, relative=True)
+
+
+def _beta1() -> CoefConfig:
+    # canonical AE-SGDm: b1 tanh(rho - rho*) - b2 softplus(V/V*) - gamma_b (beta - bbar), in the
+    # horizon chart log 1/(1-beta); Section 6: "beta1 tracks rho"
+    return CoefConfig(w_c=0.5, w_v=0.5, leak=1.0, lo=0.0, hi=0.999, relative=False)
+
+
+def _beta2() -> CoefConfig:
+    # Section 6: "beta2 rises with V" (negative variance gain = rise)
+    return CoefConfig(w_v=-0.5, leak=1.0, lo=0.9, hi=0.99999, relative=False)
+
+
+def _eps() -> CoefConfig:
+    # Section 6: "eps grows with instability (V) and relaxes with quality (rho above rho*)"
+    return CoefConfig(w_v=-0.5, w_c=-0.25, leak=1.0, lo=1e-2, hi=1e3, relative=True)
+
+
+def _weight_decay() -> CoefConfig:
+    # the theory names lambda as a coefficient but gives it no drive direction: not adapted by
+    # default; set adapt=true and gains to let AE move it
+    return CoefConfig(adapt=False, leak=1.0, lo=1e-8, hi=1.0, relative=False)
+
+
+def _sigma() -> CoefConfig:
+    # sigma moves by the noise law AE-4 (and AE-5's shrink, AE-7, AE-6); no AE-2 drive or leak
+    return CoefConfig(leak=0.0, lo=1e-6, hi=1e-3, relative=False)
+
+
+@dataclass
+class CoefsConfig:
+    """Per-kind settings; kinds a family does not have are ignored (e.g. beta2 on SGD)."""
+
+    alpha: CoefConfig = field(default_factory=_alpha)
+    beta1: CoefConfig = field(default_factory=_beta1)
+    beta2: CoefConfig = field(default_factory=_beta2)
+    eps: CoefConfig = field(default_factory=_eps)
+    weight_decay: CoefConfig = field(default_factory=_weight_decay)
+    sigma: CoefConfig = field(default_factory=_sigma)
+
+
+@dataclass
+class SignalsConfig:
+    """AE-1 filter time constants (in steps; EMA y += (x - y)/tc) and the signal bound."""
+
+    tc_level: float = 10.0  # LP(l): the loss level that makes T and V relative (fast: a trend
+    # falling by a fraction f per step adds about (tc_level f)^2 of lag to V)
+    tc_trend: float = 20.0  # T = LP(relative loss increment)
+    tc_var: float = 20.0  # V = LP(relative squared deviation from the level)
+    tc_reward: float = 20.0  # R = LP(relative reward increment)
+    tc_rho: float = 10.0  # rho = LP(cos(g_t, g_{t-1}))
+    tc_s: float = 20.0  # S = LP(relative gradient noise)
+    clip: float = 10.0  # bound on each relative per-step input (A2: signals are bounded)
+    warmup: int = 20  # finite steps the filters see before the first coefficient update
+
+
+@dataclass
+class DriveConfig:
+    """AE-2 drive scales and the softplus reading (AE_READINGS #3)."""
+
+    tau_p: float = 0.01  # tanh(-T/tau_p): 1% relative loss drop per step saturates progress
+    tau_v: float = 1.0  # softplus(V/tau_v): relative variance 1 = loss std equal to its level
+    tau_r: float = 0.01  # tanh(R/tau_r)
+    centre_softplus: bool = True  # use softplus(V/tau_v) - ln 2 (zero at V=0)
+
+
+@dataclass
+class TargetsConfig:
+    """Set points shared by the laws: rho*, V*, S*, A* and the stall threshold eps_T (AE-2/4/5)."""
+
+    rho_star: float = 0.0
+    v_star: float = 0.05
+    s_star: float = 1.0
+    a_star: float = 0.5
+    eps_T: float = 1e-3
+
+
+@dataclass
+class NoiseConfig:
+    """AE-4: log sigma += eta_sigma (k_s stall + k_u S/S* - k_v V/V* + k_a (A - A*)).
+
+    ``sigma_init`` is sigma at step 0 (0 = at the floor = no noise); ``rms_floor`` floors the
+    parameter RMS in the noise form (see :func:`aebench.ae.bindings.add_parameter_noise`).
+    """
+
+    eta_sigma: float = 0.05
+    kappa_s: float = 1.0
+    kappa_u: float = 0.5
+    kappa_v: float = 1.0
+    kappa_a: float = 0.5
+    sigma_init: float = 0.0
+    rms_floor: float = 1e-3
+
+
+@dataclass
+class ResonanceConfig:
+    """AE-5: u_alpha += W_m (rho - rho*); shrink alpha and sigma by 1/(1+kappa) when
+    V > V_max or rho < -rho_max (soft switch of width ``width``; see laws.shrink_amount)."""
+
+    w_m: float = 0.25
+    kappa: float = 0.1
+    v_max: float = 1.0
+    rho_max: float = 0.5
+    width: float = 0.05
+    shrink_on_aligned: bool = False  # literal |rho| > rho_max (also shrink when rho > rho_max)
+
+
+@dataclass
+class BudgetConfig:
+    """AE-6: per-step change ||dz||_M^2 <= B on average via the dual variable lambda, plus an
+    optional hard per-step clip at ``clip * B`` (0 disables the clip)."""
+
+    B: float = 1e-3
+    eta_lambda: float = 100.0
+    clip: float = 4.0
+
+
+@dataclass
+class CouplingConfig:
+    """AE-7: u += C zeta with zeta = z - zbar (chart deviations from the priors).
+
+    Only the entries the theory motivates are exposed: ``alpha_from_beta1`` = C[alpha, beta1]
+    (negative: a longer momentum horizon pulls the step size down, keeping alpha/(1-beta) near its
+    prior) and ``beta1_from_alpha`` = C[beta1, alpha].
+    """
+
+    alpha_from_beta1: float = -0.5
+    beta1_from_alpha: float = 0.0
+
+
+@dataclass
+class GaugeConfig:
+    """AE-8: log alpha += eta_gamma * G tanh(log(x*/x_t) / G), x the regulated step signal.
+
+    ``signal`` (see :func:`aebench.ae.laws.gauge_drive`): ``relative`` (default) regulates
+    ``q = alpha <g, P g> / LP(|l|)``, the first-order predicted relative loss decrease per step
+    (dimensionless); ``step`` regulates the literal ``gamma = alpha ||P g||`` (parameter units).
+    Both make alpha scale as 1/c when the loss is multiplied by c, so gamma is matched either way.
+    ``target``: ``calibrate`` sets x* to the geometric mean of x over the first ``warmup`` steps
+    (the user's tuned step defines the set point; restores x after a scale change during the
+    run), ``absolute`` uses ``gamma_star`` (restores x against a scale present from step 0; in
+    the units of ``signal``). ``form``: ``log`` (default, above) or ``literal``
+    ((x* - x)/x*, the theory's form; both agree to first order).
+    """
+
+    eta_gamma: float = 0.02
+    signal: str = "relative"
+    target: str = "calibrate"
+    gamma_star: float = 0.0
+    warmup: int = 20
+    form: str = "log"
+    soft_clip: float = 3.0
+
+
+@dataclass
+class LyapunovConfig:
+    """AE-10: energy E = LP(l)/LP(l)_0 + (weight/2) ||z - zbar||_M^2 + psi(z); guard rule: with
+    D = LP_window(E_t - E_{t-1}), if D > tol the meta-step factor g *= shrink (not below g_min),
+    else g = min(1, g * recover). g multiplies eta_a, eta_sigma and eta_gamma."""
+
+    weight: float = 1.0
+    window: float = 20.0
+    tol: float = 1e-3
+    shrink: float = 0.98
+    recover: float = 1.02
+    g_min: float = 0.05
+
+
+@dataclass
+class BarrierConfig:
+    """AE-2 barrier: -dpsi/dz = mu (exp(-x/w) - exp(-(1-x)/w)), x = (z-lo)/(hi-lo)."""
+
+    mu: float = 1.0
+    width: float = 0.02
+
+
+@dataclass
+class AEConfig:
+    """The AE controller (``ae=on`` sets ``enabled: true``).
+
+    ``eta_a`` is the meta-step of AE-3 (and AE-6's eta_a). ``rho_buffer``: ``copy`` keeps one
+    gradient copy per parameter (one parameter-sized buffer per param group, used for rho and S);
+    ``momentum`` reuses the optimizer's momentum buffer (SGD ``momentum_buffer``, Adam
+    ``exp_avg``) as the proxy for g_{t-1}: zero extra memory. ``log_every``: curve cadence.
+    ``noise_seed`` is mixed with the run seed for the noise generator.
+    """
+
+    enabled: bool = False
+    laws: LawsConfig = field(default_factory=LawsConfig)
+    coefs: CoefsConfig = field(default_factory=CoefsConfig)
+    signals: SignalsConfig = field(default_factory=SignalsConfig)
+    drive: DriveConfig = field(default_factory=DriveConfig)
+    targets: TargetsConfig = field(default_factory=TargetsConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    resonance: ResonanceConfig = field(default_factory=ResonanceConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    coupling: CouplingConfig = field(default_factory=CouplingConfig)
+    gauge: GaugeConfig = field(default_factory=GaugeConfig)
+    lyapunov: LyapunovConfig = field(default_factory=LyapunovConfig)
+    barrier: BarrierConfig = field(default_factory=BarrierConfig)
+    eta_a: float = 0.01
+    rho_buffer: str = "copy"
+    log_every: int = 10
+    noise_seed: int = 0
+
+
+def law_names() -> list[str]:
+    """The removable laws and drive terms, in the order of :class:`LawsConfig`."""
+    return [f.name for f in dataclasses.fields(LawsConfig)]
+
+
+def check_law_names(names: Iterable[str]) -> None:
+    """Raise ``ValueError`` naming the first unknown law and listing the valid ones."""
+    valid = law_names()
+    for name in names:
+        if name not in valid:
+            raise ValueError(f"ae.laws.{name}: unknown law {name!r}; valid: {', '.join(valid)}")
+
+
+def all_off(cfg: AEConfig | None = None) -> AEConfig:
+    """A copy of ``cfg`` (default config if None) with every law and drive term off."""
+    cfg = dataclasses.replace(cfg or AEConfig())
+    cfg.laws = LawsConfig(**{name: False for name in law_names()})
+    return cfg
+
+
+def coerce(cfg: Any) -> AEConfig:
+    """An :class:`AEConfig` from an AEConfig, a mapping or an OmegaConf DictConfig."""
+    if cfg is None:
+        return AEConfig()
+    if isinstance(cfg, AEConfig):
+        return cfg
+    if not isinstance(cfg, Mapping):
+        try:
+            from omegaconf import DictConfig, OmegaConf
+        except ImportError as exc:  # pragma: no cover
+            raise TypeError(f"cannot read an AE config from {type(cfg).__name__}") from exc
+        if isinstance(cfg, DictConfig):
+            obj = OmegaConf.to_object(cfg)
+            if isinstance(obj, AEConfig):
+                return obj
+            cfg = obj
+        else:
+            raise TypeError(f"cannot read an AE config from {type(cfg).__name__}")
+    return _from_mapping(AEConfig, cfg, "ae")
+
+
+def _from_mapping(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in names:
+            if cls is LawsConfig:
+                check_law_names([key])
+            raise ValueError(
+                f"{prefix}.{key}: unknown key; allowed: {', '.join(sorted(names))}"
+            )
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default) and isinstance(value, Mapping):
+            kwargs[key] = _from_mapping(type(default), value, f"{prefix}.{key}")
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _fail(key: str, value: Any, allowed: str) -> None:
+    raise ValueError(f"{key}={value!r}: {allowed}")
+
+
+def _positive(key: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+        _fail(key, value, "must be a finite number > 0")
+
+
+def _nonneg(key: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+        _fail(key, value, "must be a finite number >= 0")
+
+
+def _finite(key: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value)):
+        _fail(key, value, "must be a finite number")
+
+
+def validate(cfg: Any) -> AEConfig:
+    """Check every field; raise ``ValueError`` with one line naming key, value and what is allowed.
+
+    Returns the coerced :class:`AEConfig`.
+    """
+    cfg = coerce(cfg)
+    for name in law_names():
+        value = getattr(cfg.laws, name)
+        if not isinstance(value, bool):
+            _fail(f"ae.laws.{name}", value, "must be true or false")
+    for kind in KINDS:
+        c: CoefConfig = getattr(cfg.coefs, kind)
+        key = f"ae.coefs.{kind}"
+        for gain in ("w_p", "w_v", "w_r", "w_c"):
+            _finite(f"{key}.{gain}", getattr(c, gain))
+        _nonneg(f"{key}.leak", c.leak)
+        _positive(f"{key}.m", c.m)
+        _finite(f"{key}.lo", c.lo)
+        _finite(f"{key}.hi", c.hi)
+        if kind in ("beta1", "beta2"):
+            if c.relative:
+                _fail(f"{key}.relative", c.relative, "must be false for beta (horizon chart)")
+            if not 0.0 <= c.lo < c.hi < 1.0:
+                _fail(f"{key}.lo/hi", (c.lo, c.hi), "need 0 <= lo < hi < 1")
+        else:
+            if not 0.0 < c.lo < c.hi:
+                _fail(f"{key}.lo/hi", (c.lo, c.hi), "need 0 < lo < hi (log chart)")
+            if kind in ("weight_decay", "sigma") and c.relative:
+                _fail(f"{key}.relative", c.relative, "must be false (the value may be 0)")
+        if c.prior is not None:
+            _finite(f"{key}.prior", c.prior)
+    s = cfg.signals
+    if not (isinstance(s.warmup, int) and s.warmup >= 0):
+        _fail("ae.signals.warmup", s.warmup, "must be an integer >= 0")
+    for name in ("tc_level", "tc_trend", "tc_var", "tc_reward", "tc_rho", "tc_s"):
+        value = getattr(s, name)
+        if not (isinstance(value, int | float) and math.isfinite(value) and value >= 1.0):
+            _fail(f"ae.signals.{name}", value, "must be a time constant >= 1 (steps)")
+    _positive("ae.signals.clip", s.clip)
+    for name in ("tau_p", "tau_v", "tau_r"):
+        _positive(f"ae.drive.{name}", getattr(cfg.drive, name))
+    t = cfg.targets
+    if not -1.0 <= t.rho_star <= 1.0:
+        _fail("ae.targets.rho_star", t.rho_star, "must lie in [-1, 1]")
+    _positive("ae.targets.v_star", t.v_star)
+    _positive("ae.targets.s_star", t.s_star)
+    if not 0.0 <= t.a_star <= 1.0:
+        _fail("ae.targets.a_star", t.a_star, "must lie in [0, 1]")
+    _positive("ae.targets.eps_T", t.eps_T)
+    n = cfg.noise
+    _nonneg("ae.noise.eta_sigma", n.eta_sigma)
+    for name in ("kappa_s", "kappa_u", "kappa_v", "kappa_a"):
+        _finite(f"ae.noise.{name}", getattr(n, name))
+    _nonneg("ae.noise.sigma_init", n.sigma_init)
+    _positive("ae.noise.rms_floor", n.rms_floor)
+    r = cfg.resonance
+    _finite("ae.resonance.w_m", r.w_m)
+    _nonneg("ae.resonance.kappa", r.kappa)
+    _positive("ae.resonance.v_max", r.v_max)
+    if not 0.0 <= r.rho_max <= 1.0:
+        _fail("ae.resonance.rho_max", r.rho_max, "must lie in [0, 1]")
+    _positive("ae.resonance.width", r.width)
+    b = cfg.budget
+    _positive("ae.budget.B", b.B)
+    _nonneg("ae.budget.eta_lambda", b.eta_lambda)
+    if b.clip != 0 and not (math.isfinite(b.clip) and b.clip >= 1.0):
+        _fail("ae.budget.clip", b.clip, "must be 0 (off) or >= 1 (multiple of B)")
+    _finite("ae.coupling.alpha_from_beta1", cfg.coupling.alpha_from_beta1)
+    _finite("ae.coupling.beta1_from_alpha", cfg.coupling.beta1_from_alpha)
+    g = cfg.gauge
+    _nonneg("ae.gauge.eta_gamma", g.eta_gamma)
+    if g.signal not in ("relative", "step"):
+        _fail("ae.gauge.signal", g.signal, "allowed: relative, step")
+    if g.target not in ("calibrate", "absolute"):
+        _fail("ae.gauge.target", g.target, "allowed: calibrate, absolute")
+    if g.target == "absolute":
+        _positive("ae.gauge.gamma_star", g.gamma_star)
+    if not (isinstance(g.warmup, int) and g.warmup >= 1):
+        _fail("ae.gauge.warmup", g.warmup, "must be an integer >= 1")
+    if g.form not in ("log", "literal"):
+        _fail("ae.gauge.form", g.form, "allowed: log, literal")
+    _positive("ae.gauge.soft_clip", g.soft_clip)
+    lp = cfg.lyapunov
+    _nonneg("ae.lyapunov.weight", lp.weight)
+    if not (math.isfinite(lp.window) and lp.window >= 1.0):
+        _fail("ae.lyapunov.window", lp.window, "must be >= 1 (steps)")
+    _nonneg("ae.lyapunov.tol", lp.tol)
+    if not 0.0 < lp.shrink <= 1.0:
+        _fail("ae.lyapunov.shrink", lp.shrink, "must lie in (0, 1]")
+    if not (math.isfinite(lp.recover) and lp.recover >= 1.0):
+        _fail("ae.lyapunov.recover", lp.recover, "must be >= 1")
+    if not 0.0 < lp.g_min <= 1.0:
+        _fail("ae.lyapunov.g_min", lp.g_min, "must lie in (0, 1]")
+    _nonneg("ae.barrier.mu", cfg.barrier.mu)
+    _positive("ae.barrier.width", cfg.barrier.width)
+    _nonneg("ae.eta_a", cfg.eta_a)
+    if cfg.rho_buffer not in ("copy", "momentum"):
+        _fail("ae.rho_buffer", cfg.rho_buffer, "allowed: copy, momentum")
+    if not (isinstance(cfg.log_every, int) and cfg.log_every >= 1):
+        _fail("ae.log_every", cfg.log_every, "must be an integer >= 1")
+    if not isinstance(cfg.noise_seed, int):
+        _fail("ae.noise_seed", cfg.noise_seed, "must be an integer")
+    return cfg

@@ -1,0 +1,393 @@
+"""The AE controller in plain PyTorch: per param group state, one call before each optimizer step.
+
+Usage in any training loop (the Lightning callback :class:`aebench.ae.callback.AEController`
+does exactly this)::
+
+    control = AEControl(optimizer, cfg, seed=seed)
+    for batch in data:
+        loss = ...; optimizer.zero_grad(); loss.backward()
+        control.before_step(loss)        # measure, update, write coefficients (this step uses them)
+        optimizer.step()
+        control.after_step()             # sigma: parameter noise after the step (AE-4, normal form)
+        scheduler.step()                 # optional; see "schedules" below
+
+Per param group the controller keeps the AE-1 filter state, the chart offsets of its coefficients,
+the budget dual variable lambda (AE-6), the Lyapunov guard factor (AE-10), the gauge target and
+sigma; and, with ``rho_buffer=copy``, one gradient copy per parameter (one parameter-sized buffer
+per group). The order of the laws within a step is documented in :mod:`aebench.ae.laws`.
+
+Schedules. AE evolves an *offset* delta in chart space on top of a *base* value that it reads
+from the param group: the written coefficient is ``chart^-1(chart(base) + delta)``; for alpha that
+is ``lr = scheduled_lr * exp(delta)``, a multiplier on top of the schedule. Each step the group's
+value is compared with what AE last wrote: if someone else changed it (a LambdaLR-style scheduler
+that resets ``lr`` from ``initial_lr``), that value becomes the new base; if not, the base is kept.
+So a schedule and AE compose multiplicatively and never compound or fight, and the prior a-bar
+(default: the base) leaks AE back toward the schedule. Relative bounds of Omega (alpha, eps) move
+with the base. (A chainable scheduler that multiplies the current ``lr`` would compound with AE;
+use LambdaLR-style schedules.)
+
+Vanilla guarantee: with every law and drive term off the controller only measures: it writes no
+coefficient, adds no noise and draws from no random generator, so the optimizer's trajectory is
+bit-identical to vanilla. More generally a coefficient is only written once its offset has become
+non-zero, and while the offset is exactly 0 the base value itself is written (no chart round-trip).
+
+Non-finite input: a non-finite loss or gradient statistic skips the whole step for that group (no
+filter update, no coefficient change, previous gradient copy kept) and is counted in ``skips``;
+any non-finite coefficient update is replaced by the old value before projection, so the
+coefficients never leave Omega.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.optim import Optimizer
+
+from aebench.ae import laws as L
+from aebench.ae.bindings import Binding, add_parameter_noise, binding_for
+from aebench.ae.charts import chart_bounds, from_chart, to_chart
+from aebench.ae.config import AEConfig, CoefConfig, law_names, validate
+from aebench.ae.signals import SignalState, ema, finite, grad_stats
+
+#: the signal columns the controller logs per param group (suffix ``/pgN`` for N >= 1)
+SIGNAL_COLUMNS: tuple[str, ...] = (
+    "T", "V", "R", "rho", "S", "gamma", "budget_lambda", "energy", "sigma", "shrink", "guard",
+)
+
+
+@dataclass
+class GroupState:
+    """AE state of one param group."""
+
+    kinds: list[str]
+    params: L.LawParams
+    base: dict[str, float]
+    written: dict[str, float | None]
+    delta: list[float]
+    grad: SignalState = field(default_factory=SignalState)
+    prev: dict[int, torch.Tensor] = field(default_factory=dict)
+    lam: float = 0.0
+    guard: float = 1.0
+    energy: float | None = None
+    rise: float = 0.0
+    gamma: float = float("nan")  # alpha_t ||P g_t|| before this step's update (the gauge input)
+    pnorm: float = float("nan")  # ||P g_t||
+    gauge_in: float = float("nan")  # the gauge's regulated signal (gamma or q) before the update
+    gamma_star: float | None = None
+    gauge_logsum: float = 0.0
+    gauge_n: int = 0
+    sigma: float = 0.0
+    shrink: float = 0.0
+    skips: int = 0
+    shrinks: int = 0
+    guards: int = 0
+
+
+class AEControl:
+    """AE meta-controller for one optimizer (all its param groups).
+
+    Args:
+        optimizer: a torch optimizer (SGD, Adam, AdamW or Adafactor), or a LightningOptimizer.
+        cfg: :class:`AEConfig`, a mapping or a DictConfig (validated here).
+        seed: the run seed; with ``cfg.noise_seed`` it seeds the noise generator.
+    """
+
+    def __init__(self, optimizer: Optimizer, cfg: Any = None, seed: int = 0) -> None:
+        self.cfg: AEConfig = validate(cfg)
+        self.optimizer: Optimizer = getattr(optimizer, "optimizer", optimizer)
+        self.binding: Binding = binding_for(self.optimizer)
+        self.seed = int(seed)
+        self.active = any(getattr(self.cfg.laws, f) for f in law_names())
+        self.loss = SignalState()
+        self.level0: float | None = None
+        self.t = 0
+        self.skips = 0
+        self._generators: dict[str, torch.Generator] = {}
+        if self.cfg.rho_buffer == "momentum" and self.binding.family == "adafactor":
+            raise ValueError("ae.rho_buffer='momentum': Adafactor has no momentum buffer; use copy")
+        self.groups = [self._new_group(g, i) for i, g in enumerate(self.optimizer.param_groups)]
+
+    # ------------------------------------------------------------------ setup
+    def _new_group(self, group: dict, index: int) -> GroupState:
+        cfg = self.cfg
+        kinds = [k for k in self.binding.kinds if getattr(cfg.coefs, k).adapt]
+        base: dict[str, float] = {}
+        for k in kinds:
+            base[k] = cfg.noise.sigma_init if k == "sigma" else self.binding.read(group, k)
+            c: CoefConfig = getattr(cfg.coefs, k)
+            if c.relative and not (base[k] > 0 and math.isfinite(base[k])):
+                raise ValueError(
+                    f"ae.coefs.{k}.relative=true: param group {index} has {k}={base[k]!r}; "
+                    "relative bounds need a finite value > 0"
+                )
+        if (cfg.rho_buffer == "momentum" and self.binding.family == "sgd"
+                and float(group["momentum"]) == 0.0):
+            raise ValueError(
+                f"ae.rho_buffer='momentum': param group {index} has momentum=0 (no buffer); "
+                "use copy"
+            )
+        return GroupState(
+            kinds=kinds,
+            params=L.params_from_config(cfg, kinds),
+            base=base,
+            written={k: None for k in kinds},
+            delta=[0.0] * len(kinds),
+            sigma=cfg.noise.sigma_init,
+        )
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        key = str(device)
+        gen = self._generators.get(key)
+        if gen is None:
+            gen = torch.Generator(device=device)
+            gen.manual_seed((self.seed * 1_000_003 + self.cfg.noise_seed * 7919 + 0xAE) % 2**63)
+            self._generators[key] = gen
+        return gen
+
+    # ------------------------------------------------------------------ the step
+    @torch.no_grad()
+    def before_step(self, loss: Any, reward: Any = None) -> dict[str, float]:
+        """Measure (AE-1) and update every group's coefficients (AE-2..AE-10); write them into
+        the param groups so that they apply to the coming ``optimizer.step()``.
+
+        Returns the logged scalars: :data:`SIGNAL_COLUMNS` plus the coefficient columns of the
+        family (``lr``, ``momentum``/``beta1``, ...), suffixed ``/pgN`` for groups N >= 1, and
+        ``skips`` (the count of non-finite steps).
+        """
+        loss_f = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        reward_f = None
+        if reward is not None:
+            reward_f = float(reward.detach()) if isinstance(reward, torch.Tensor) else float(reward)
+        pairs = list(zip(self.optimizer.param_groups, self.groups, strict=True))
+        stats = [self._measure(g, gs) for g, gs in pairs]
+        ok = finite(loss_f) and (reward_f is None or finite(reward_f)) and all(
+            s is None or finite(*s) for s in stats
+        )
+        out: dict[str, float] = {}
+        if not ok:
+            self.skips += 1
+            for gs in self.groups:
+                gs.skips += 1
+        else:
+            self.loss.update_loss(loss_f, reward_f, self.cfg.signals)
+            if self.level0 is None:
+                self.level0 = self.loss.level if self.loss.level > 0 else 1.0
+        for i, ((group, gs), st) in enumerate(zip(pairs, stats, strict=True)):
+            if ok and st is not None:
+                self._store_prev(group, gs)
+                self._update_group(group, gs, st)
+            out.update(self._row(group, gs, "" if i == 0 else f"/pg{i}"))
+        out["skips"] = float(self.skips)
+        self.t += 1
+        return out
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """Add the sigma parameter noise of each group (see :mod:`aebench.ae.bindings`)."""
+        for group, gs in zip(self.optimizer.param_groups, self.groups, strict=True):
+            if gs.sigma > 0.0:
+                ps = [p for p in group["params"] if p.grad is not None]
+                if ps:
+                    add_parameter_noise(ps, gs.sigma, self.cfg.noise.rms_floor,
+                                        self._generator(ps[0].device))
+
+    # ------------------------------------------------------------------ internals
+    def _grads(self, group: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        ps = [p for p in group["params"] if p.grad is not None and not p.grad.is_sparse]
+        return ps, [p.grad for p in ps]
+
+    def _measure(self, group: dict, gs: GroupState) -> tuple[float, ...] | None:
+        """One sync: ``(||g||^2, g.h, ||h||^2, ||P g||^2, <g, P g>)``, or None without grads."""
+        ps, grads = self._grads(group)
+        if not ps:
+            return None
+        scale = 1.0
+        prevs: list[torch.Tensor] | None
+        if self.cfg.rho_buffer == "copy":
+            prevs = [gs.prev[id(p)] for p in ps if id(p) in gs.prev]
+            if len(prevs) != len(ps):
+                prevs = None
+        else:
+            prevs = []
+            for p in ps:
+                buf, scale = self.binding.momentum(self.optimizer, group, p)
+                if buf is None:
+                    prevs = None
+                    break
+                prevs.append(buf)
+        st = grad_stats(grads, prevs)
+        if self.binding.family == "sgd":
+            pre = st[:1].repeat(2)
+        else:
+            pre = self.binding.precond(self.optimizer, group, ps, grads).to(st.device)
+        gsq, dot, psq, pre_sq, gpg = torch.cat([st, pre]).tolist()
+        if prevs is None:
+            dot, psq = 0.0, 0.0
+        return gsq, dot * scale, psq * scale * scale, pre_sq, gpg
+
+    def _store_prev(self, group: dict, gs: GroupState) -> None:
+        if self.cfg.rho_buffer != "copy":
+            return
+        ps, grads = self._grads(group)
+        bufs = []
+        for p in ps:
+            buf = gs.prev.get(id(p))
+            if buf is None:
+                buf = torch.empty_like(p.grad)
+                gs.prev[id(p)] = buf
+            bufs.append(buf)
+        torch._foreach_copy_(bufs, grads)
+
+    def _update_group(self, group: dict, gs: GroupState, st: tuple[float, ...]) -> None:
+        cfg = self.cfg
+        gsq, dot, psq, pre_sq, gpg = st
+        if psq > 0.0:
+            gs.grad.update_grad(gsq, dot, psq, cfg.signals)
+        kinds = gs.kinds
+        # gamma_t = alpha_t ||P g_t|| with the alpha currently in effect (logged), and the gauge's
+        # regulated signal: gamma itself or the relative step q = alpha <g, P g> / LP(|l|)
+        alpha_now = self.binding.read(group, "alpha")
+        gs.pnorm = math.sqrt(pre_sq)
+        gs.gamma = alpha_now * gs.pnorm
+        if cfg.gauge.signal == "step":
+            gs.gauge_in = gs.gamma
+        else:
+            level = self.loss.level
+            gs.gauge_in = alpha_now * gpg / level if level > 0 else float("nan")
+        self._calibrate(gs)
+        if not self.active or not kinds or self.loss.n_loss <= cfg.signals.warmup:
+            return
+        # base values (schedule-aware) and chart coordinates
+        current: dict[str, float] = {}
+        for k in kinds:
+            if k == "sigma":
+                continue
+            cur = self.binding.read(group, k)
+            current[k] = cur
+            if gs.written[k] is None or cur != gs.written[k]:
+                gs.base[k] = cur
+        z_l, zbar_l, lo_l, hi_l, zb_l = [], [], [], [], []
+        for j, k in enumerate(kinds):
+            c: CoefConfig = getattr(cfg.coefs, k)
+            zb = to_chart(k, gs.base[k], c.lo)
+            lo, hi = chart_bounds(k, c.lo, c.hi, c.relative, gs.base[k])
+            zb_l.append(zb)
+            z_l.append(min(max(zb + gs.delta[j], lo), hi))
+            zbar_l.append(zb if c.prior is None else min(max(to_chart(k, c.prior, c.lo), lo), hi))
+            lo_l.append(lo)
+            hi_l.append(hi)
+        dt = torch.float64
+        z, zbar, lo_t, hi_t = (torch.tensor(x, dtype=dt) for x in (z_l, zbar_l, lo_l, hi_l))
+        sig = L.Signals(
+            T=self.loss.T, V=self.loss.V, R=self.loss.R, rho=gs.grad.rho, S=gs.grad.S,
+            gamma=gs.gauge_in if (gs.gauge_in > 0 and math.isfinite(gs.gauge_in)) else None,
+            gamma_star=gs.gamma_star,
+        )
+        res = L.coefficient_step(z, zbar, lo_t, hi_t, sig, gs.lam, gs.guard, gs.params, cfg.laws,
+                                 cfg)
+        z_new = res.z.tolist()
+        gs.lam = float(res.lam)
+        gs.shrink = float(res.shrink)
+        if gs.shrink > 0.5:
+            gs.shrinks += 1
+        for j, k in enumerate(kinds):
+            c = getattr(cfg.coefs, k)
+            gs.delta[j] = z_new[j] - zb_l[j]
+            if k == "sigma":
+                gs.sigma = gs.base[k] if gs.delta[j] == 0.0 else self._inside(
+                    k, c, gs.base[k], from_chart(k, z_new[j], c.lo))
+                continue
+            if gs.delta[j] == 0.0 and gs.written[k] is None:
+                continue
+            if gs.delta[j] == 0.0:
+                value = gs.base[k]
+            else:
+                value = self._inside(k, c, gs.base[k], from_chart(k, z_new[j], c.lo))
+            if value != current[k]:
+                self.binding.write(group, k, value)
+            gs.written[k] = self.binding.read(group, k)
+        # AE-10: energy (always logged) and guard (only with the lyapunov law on)
+        psi = 0.0
+        if cfg.laws.barrier:
+            psi = float(L.barrier_potential(res.z, lo_t, hi_t, cfg.barrier.mu, cfg.barrier.width,
+                                            gs.params.lower))
+        level_rel = self.loss.level / (self.level0 or 1.0)
+        energy = float(L.lyapunov_energy(level_rel, res.z, zbar, gs.params.m,
+                                         cfg.lyapunov.weight, psi))
+        if gs.energy is not None and math.isfinite(energy):
+            gs.rise = ema(gs.rise, energy - gs.energy, cfg.lyapunov.window)
+        gs.energy = energy
+        if cfg.laws.lyapunov:
+            lp = cfg.lyapunov
+            gs.guard, fired = L.guard_step(gs.guard, gs.rise, lp.tol, lp.shrink, lp.recover,
+                                           lp.g_min)
+            gs.guards += int(fired)
+
+    @staticmethod
+    def _inside(kind: str, c: CoefConfig, base: float, value: float) -> float:
+        """Clamp a value to Omega in its own units (guards the chart's last-bit rounding)."""
+        lo, hi = (base * c.lo, base * c.hi) if c.relative else (c.lo, c.hi)
+        if kind in ("weight_decay", "sigma") and value == 0.0:
+            return 0.0  # at the floor: off
+        return min(max(value, lo), hi)
+
+    def _calibrate(self, gs: GroupState) -> None:
+        g = self.cfg.gauge
+        if g.target == "absolute":
+            gs.gamma_star = g.gamma_star
+            return
+        if gs.gamma_star is None and gs.gauge_in > 0 and math.isfinite(gs.gauge_in):
+            gs.gauge_logsum += math.log(gs.gauge_in)
+            gs.gauge_n += 1
+            if gs.gauge_n >= g.warmup:
+                gs.gamma_star = math.exp(gs.gauge_logsum / gs.gauge_n)
+
+    def _row(self, group: dict, gs: GroupState, sfx: str) -> dict[str, float]:
+        # gamma as logged: the step actually taken, the (possibly new) alpha times ||P g||
+        gamma = self.binding.read(group, "alpha") * gs.pnorm
+        row = {
+            "T": self.loss.T, "V": self.loss.V, "R": self.loss.R, "rho": gs.grad.rho,
+            "S": gs.grad.S, "gamma": gamma, "budget_lambda": gs.lam,
+            "energy": float("nan") if gs.energy is None else gs.energy, "sigma": gs.sigma,
+            "shrink": gs.shrink, "guard": gs.guard,
+        }
+        for k in gs.kinds:
+            if k != "sigma":
+                row[self.binding.columns[k]] = self.binding.read(group, k)
+        return {name + sfx: float(v) for name, v in row.items()}
+
+    # ------------------------------------------------------------------ introspection
+    def coefficients(self, index: int = 0) -> dict[str, float]:
+        """The current coefficient values of group ``index`` by kind (sigma included)."""
+        group, gs = self.optimizer.param_groups[index], self.groups[index]
+        out = {k: self.binding.read(group, k) for k in gs.kinds if k != "sigma"}
+        out["sigma"] = gs.sigma
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """Controller state for checkpoints (gradient copies excluded: rebuilt after one step)."""
+        keep = ("base", "written", "delta", "lam", "guard", "energy", "rise", "gamma_star",
+                "gauge_logsum", "gauge_n", "sigma", "skips", "shrinks", "guards")
+        return {
+            "t": self.t, "skips": self.skips, "level0": self.level0, "loss": vars(self.loss).copy(),
+            "groups": [
+                {**{k: getattr(gs, k) for k in keep}, "grad": vars(gs.grad).copy()}
+                for gs in self.groups
+            ],
+            "generators": {k: g.get_state() for k, g in self._generators.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.t, self.skips, self.level0 = state["t"], state["skips"], state["level0"]
+        self.loss = SignalState(**state["loss"])
+        for gs, saved in zip(self.groups, state["groups"], strict=False):
+            for k, v in saved.items():
+                if k == "grad":
+                    gs.grad = SignalState(**v)
+                else:
+                    setattr(gs, k, v)
+        for key, gstate in state.get("generators", {}).items():
+            self._generator(torch.device(key)).set_state(gstate)
