@@ -58,6 +58,8 @@ class RunRecorder(L.Callback):
         self.status = "completed"
         self.first_loss: float | None = None
         self.prev_log_lr: list[float] | None = None
+        #: coefficients read in on_before_optimizer_step of a step that will be logged
+        self.step_coefficients: dict[str, float] | None = None
         self.t0 = time.perf_counter()
 
     # ------------------------------------------------------------------ helpers
@@ -90,9 +92,10 @@ class RunRecorder(L.Callback):
                 self.target.wall_s = round(self.wall_s, 4)
         return value
 
-    def _coefficients(self, trainer: L.Trainer, step: int, pl_module: L.LightningModule) -> None:
+    @staticmethod
+    def _coefficients(optimizer: torch.optim.Optimizer) -> dict[str, float]:
         values: dict[str, float] = {}
-        for i, group in enumerate(trainer.optimizers[0].param_groups):
+        for i, group in enumerate(optimizer.param_groups):
             suffix = "" if i == 0 else f"/pg{i}"
             values["lr" + suffix] = group["lr"]
             if "betas" in group:
@@ -106,10 +109,10 @@ class RunRecorder(L.Callback):
                 if eps is not None:
                     values["eps" + suffix] = eps
             values["weight_decay" + suffix] = group.get("weight_decay", 0.0)
-        pl_module.curves.log(step, **values)
+        return values
 
-    def _count_cliffs(self, trainer: L.Trainer) -> None:
-        lrs = [g["lr"] for g in trainer.optimizers[0].param_groups]
+    def _count_cliffs(self, optimizer: torch.optim.Optimizer) -> None:
+        lrs = [g["lr"] for g in optimizer.param_groups]
         log_lr = [math.log(lr) if lr > 0 else float("-inf") for lr in lrs]
         if self.prev_log_lr is not None:
             limit = math.log(CLIFF_FACTOR)
@@ -122,14 +125,22 @@ class RunRecorder(L.Callback):
     # ------------------------------------------------------------------ hooks
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.t0 = time.perf_counter()
-        self._count_cliffs(trainer)
-        self._coefficients(trainer, 0, pl_module)
+        optimizer = trainer.optimizers[0]
+        self._count_cliffs(optimizer)
+        pl_module.curves.log(0, **self._coefficients(optimizer))
         self._evaluate(pl_module, 0)
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:  # noqa: ANN001
+        """Read the coefficients the step is about to use: after any controller that sets them
+        (AE runs its callback before this one) and before the schedule steps for the next."""
+        step = trainer.global_step + 1
+        self._count_cliffs(optimizer)
+        if step % self.log_every == 0 or step >= self.total_steps:
+            self.step_coefficients = self._coefficients(optimizer)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         step = trainer.global_step
         loss = float(pl_module.last_loss)
-        self._count_cliffs(trainer)
         diverged = not math.isfinite(loss)
         if diverged:
             self.incidents.nonfinite += 1
@@ -140,8 +151,9 @@ class RunRecorder(L.Callback):
             diverged = abs(loss) > limit
         last = step >= self.total_steps
         if diverged or last or step % self.log_every == 0:
-            pl_module.curves.log(step, train_loss=loss)
-            self._coefficients(trainer, step, pl_module)
+            coefficients = self.step_coefficients or self._coefficients(trainer.optimizers[0])
+            pl_module.curves.log(step, train_loss=loss, **coefficients)
+            self.step_coefficients = None
             phase = self.task.drift_phase(step)
             if phase is not None:
                 pl_module.curves.log(step, drift_phase=phase)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from ae_helpers import regression
 
 from aebench.ae.config import AEConfig, law_names
 from aebench.ae.controller import AEControl
+from tests.ae.ae_helpers import regression
 
 # per law: settings of its own gains/parameters that visibly change the run when the law is on
 PERTURB: dict[str, dict[str, object]] = {

@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
-from ae_helpers import only, regression
 
 from aebench.ae.bindings import add_parameter_noise, binding_for
 from aebench.ae.config import AEConfig
 from aebench.ae.controller import AEControl
+from tests.ae.ae_helpers import only, regression
 
 
 def test_alpha_is_a_multiplier_on_top_of_a_lambda_schedule():

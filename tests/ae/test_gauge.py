@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from ae_helpers import only, regression
 
 from aebench.ae.config import AEConfig
+from tests.ae.ae_helpers import only, regression
 
 STEPS = 300
 LR = 0.02

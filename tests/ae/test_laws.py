@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
-from ae_helpers import only, scripted
 
 from aebench.ae import laws as L
 from aebench.ae.config import AEConfig, LawsConfig
+from tests.ae.ae_helpers import only, scripted
 
 N = 80
 ONES = torch.ones(4)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from ae_helpers import only, scripted
 
 from aebench.ae.config import SignalsConfig
 from aebench.ae.signals import SignalState, grad_signal_step
+from tests.ae.ae_helpers import only, scripted
 
 
 def _feed(losses, scale=1.0):
