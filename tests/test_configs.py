@@ -97,3 +97,16 @@ def test_preflight_rejects_with_one_line(argv: list[str], must_name: list[str]) 
 )
 def test_preflight_accepts_valid_command_lines(argv: list[str]) -> None:
     preflight(argv)
+
+
+def test_preflight_does_not_import_torch() -> None:
+    """Bad input must fail within a second: the preflight path stays free of torch/lightning."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from aebench.preflight import preflight; preflight(['seed=1']); "
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

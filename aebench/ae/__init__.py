@@ -12,7 +12,6 @@ Public API:
 """
 
 from aebench.ae.config import AEConfig, LawsConfig, check_law_names, law_names, validate
-from aebench.ae.controller import SIGNAL_COLUMNS, AEControl
 
 __all__ = [
     "AEConfig",
@@ -26,9 +25,14 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # lazy: importing the laws must not import lightning
+def __getattr__(name: str):  # noqa: ANN202
+    # lazy: the config (read by the command-line preflight) must not import torch or lightning
     if name == "AEController":
         from aebench.ae.callback import AEController
 
         return AEController
+    if name in ("AEControl", "SIGNAL_COLUMNS"):
+        from aebench.ae import controller
+
+        return getattr(controller, name)
     raise AttributeError(name)
