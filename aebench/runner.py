@@ -145,19 +145,19 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
         arm=arm,
         overrides=list(ctx.overrides),
         config=resolved,
-        data_source="unknown",
-        metric=Metric(name="unknown", mode="min"),
+        data_source=task.data_source,
+        metric=Metric(name=task.metric_name, mode=task.metric_mode),
         target=Target(value=float(cfg.task.target)),
         budget=budget,
     )
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     module: TaskModule | None = None
+    trainer: L.Trainer | None = None
     close_sink: Callable[[], None] | None = None
     try:
         if cfg.trainer.threads:
             torch.set_num_threads(int(cfg.trainer.threads))
         L.seed_everything(derive_seed(cfg.seed, "global") % 2**32, workers=True, verbose=False)
-        record.data_source = task.data_source
         model = build_model(task, cfg.seed)
         batches = _PeekedBatches(task)
         record.pairing = {
@@ -215,13 +215,13 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
         recorder.finish()
         record.status = recorder.status
         record.auc = recorder.auc()
-        record.steps = trainer.global_step
     except Exception:
         record.error = traceback.format_exc()
         log.error("job failed:\n%s", record.error)
         if ctx.reraise:
             raise
     finally:
+        record.steps = trainer.global_step if trainer is not None else 0
         record.wall_s = round(time.perf_counter() - t0, 4)
         if module is not None:
             module.curves.write(str(ctx.out_dir / "curves.csv"))

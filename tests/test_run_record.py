@@ -123,6 +123,8 @@ def test_exception_records_failed_with_traceback(tmp_path: Path) -> None:
     assert data["status"] == "failed"
     assert "boom: injected failure" in data["error"] and "Traceback" in data["error"]
     assert (tmp_path / "curves.csv").exists()
+    assert data["steps"] == 5  # the steps taken before the failure
+    assert data["metric"]["name"] == "mse" and data["data_source"] == "synthetic"
     with pytest.raises(RuntimeError, match="boom"):
         run_in_process(overrides, tmp_path / "alone", reraise=True)
     assert (tmp_path / "alone" / "result.json").exists()
