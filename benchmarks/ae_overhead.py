@@ -70,11 +70,11 @@ def state_bytes(model: nn.Module, opt: torch.optim.Optimizer, ctl: AEControl | N
     return total
 
 
-def run(make, batches, loss_fn, ae: bool, steps: int, device) -> tuple[float, int]:  # noqa: ANN001
+def run(make, batches, loss_fn, ae: bool, steps: int, device, rho_buffer: str):  # noqa: ANN001, ANN201
     torch.manual_seed(0)
     model = make().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    ctl = AEControl(opt, AEConfig(enabled=True), seed=0) if ae else None
+    ctl = AEControl(opt, AEConfig(enabled=True, rho_buffer=rho_buffer), seed=0) if ae else None
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
@@ -108,16 +108,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--rho-buffer", default="copy", choices=["copy", "momentum"], help="ae.rho_buffer"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     what = "peak allocated" if device.type == "cuda" else "persistent state"
-    print(f"device {device}, {args.steps} steps, median of {args.repeats} interleaved repeats")
+    print(
+        f"device {device}, {args.steps} steps, median of {args.repeats} interleaved repeats, "
+        f"ae.rho_buffer={args.rho_buffer}"
+    )
     for name, (make, batches, loss_fn) in workloads(device).items():
         times: dict[bool, list[float]] = {False: [], True: []}
         memory: dict[bool, int] = {}
         for _ in range(args.repeats):
             for ae in (False, True):
-                t, m = run(make, batches, loss_fn, ae, args.steps, device)
+                t, m = run(make, batches, loss_fn, ae, args.steps, device, args.rho_buffer)
                 times[ae].append(t)
                 memory[ae] = m
         off, on = statistics.median(times[False]), statistics.median(times[True])
