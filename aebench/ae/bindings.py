@@ -117,21 +117,23 @@ class AdamBinding(Binding):
             group[kind] = value
 
     def precond(self, optimizer, group, params, grads):
-        beta2 = float(group["betas"][1])
+        # P g = g / d, d = sqrt(v_hat) + eps: ||P g||^2 = ||g / d||^2, <g, P g> = ||g / sqrt d||^2
         eps = float(group["eps"])
-        total = torch.zeros(2, dtype=torch.float64)
-        for p, g in zip(params, grads, strict=True):
-            st = optimizer.state.get(p, {})
-            v = st.get("exp_avg_sq")
-            if v is None:
-                u = g / (g.abs() + eps)
-            else:
-                step = float(st["step"])
-                bc = 1.0 - beta2**step if step > 0 else 1.0
-                u = g / ((v / bc).sqrt() + eps)
-            ud = u.double()
-            total = total + torch.stack([ud.pow(2).sum(), (ud * g.double()).sum()]).cpu()
-        return total
+        states = [optimizer.state.get(p, {}) for p in params]
+        if any("exp_avg_sq" not in st for st in states):  # before the first step: v_hat = g^2
+            d = torch._foreach_add(torch._foreach_abs(grads), eps)
+        else:
+            beta2 = float(group["betas"][1])
+            bcs = [1.0 - beta2 ** float(st["step"]) if float(st["step"]) > 0 else 1.0
+                   for st in states]
+            d = torch._foreach_div([st["exp_avg_sq"] for st in states], bcs)
+            torch._foreach_sqrt_(d)
+            torch._foreach_add_(d, eps)
+        w = torch._foreach_div(grads, torch._foreach_sqrt(d))
+        gpg = torch.stack(torch._foreach_norm(w)).double().pow(2).sum()
+        torch._foreach_div_(w, torch._foreach_sqrt(d))
+        sq = torch.stack(torch._foreach_norm(w)).double().pow(2).sum()
+        return torch.stack([sq, gpg]).cpu()
 
     def momentum(self, optimizer, group, p):
         st = optimizer.state.get(p, {})

@@ -285,6 +285,19 @@ class AEConfig:
     ``momentum`` reuses the optimizer's momentum buffer (SGD ``momentum_buffer``, Adam
     ``exp_avg``) as the proxy for g_{t-1}: zero extra memory. ``log_every``: curve cadence.
     ``noise_seed`` is mixed with the run seed for the noise generator.
+
+    ``every`` (the controller's cadence, k): the loss filters (T, V, R) take every step's loss,
+    but the gradient signals (rho, S, gamma) are measured and the coefficients updated only on
+    every k-th step, as the integration of k steps of the per-step laws: every rate (eta_a,
+    eta_gamma, eta_sigma, the resonance shrink, the dual ascent, the guard factors) is applied
+    k times over, the gradient filters' time constants count in updates (tc/k), the budget
+    compares the per-step equivalent ||dz/k||_M^2 with B, and the sigma noise of k steps is
+    added at once (std sigma sqrt(k): the sum of k independent draws). rho stays
+    cos(g_t, g_{t-1}): with ``rho_buffer=copy`` the gradient is copied on the step before each
+    update only. Default 1, the literal theory; k > 1 trades the controller's bandwidth
+    (signals with time constants of 10-20 steps) for cost on models whose step takes well
+    under a millisecond (see ``benchmarks/ae_overhead.py``); keep k well below the smallest
+    signal time constant.
     """
 
     enabled: bool = False
@@ -304,6 +317,7 @@ class AEConfig:
     rho_buffer: str = "copy"
     log_every: int = 10
     noise_seed: int = 0
+    every: int = 1
 
 
 def law_names() -> list[str]:
@@ -484,6 +498,8 @@ def validate(cfg: Any) -> AEConfig:
         _fail("ae.rho_buffer", cfg.rho_buffer, "allowed: copy, momentum")
     if not (isinstance(cfg.log_every, int) and cfg.log_every >= 1):
         _fail("ae.log_every", cfg.log_every, "must be an integer >= 1")
+    if not (isinstance(cfg.every, int) and cfg.every >= 1):
+        _fail("ae.every", cfg.every, "must be an integer >= 1 (steps between AE updates)")
     if not isinstance(cfg.noise_seed, int):
         _fail("ae.noise_seed", cfg.noise_seed, "must be an integer")
     return cfg

@@ -106,6 +106,8 @@ class AEControl:
         self.t = 0
         self.skips = 0
         self._generators: dict[str, torch.Generator] = {}
+        self._last_row: dict[str, float] = {}
+        self._noise_due = False
         if self.cfg.rho_buffer == "momentum" and self.binding.family == "adafactor":
             raise ValueError("ae.rho_buffer='momentum': Adafactor has no momentum buffer; use copy")
         self.groups = [self._new_group(g, i) for i, g in enumerate(self.optimizer.param_groups)]
@@ -153,14 +155,26 @@ class AEControl:
         """Measure (AE-1) and update every group's coefficients (AE-2..AE-10); write them into
         the param groups so that they apply to the coming ``optimizer.step()``.
 
-        Returns the logged scalars: :data:`SIGNAL_COLUMNS` plus the coefficient columns of the
-        family (``lr``, ``momentum``/``beta1``, ...), suffixed ``/pgN`` for groups N >= 1, and
-        ``skips`` (the count of non-finite steps).
+        With ``ae.every = k > 1`` only every k-th call measures the gradients and updates the
+        coefficients; the calls between feed the loss filters (and, on the call before an update,
+        copy the gradient for rho). Returns the logged scalars of the latest update:
+        :data:`SIGNAL_COLUMNS` plus the coefficient columns of the family (``lr``, ...), suffixed
+        ``/pgN`` for groups N >= 1, and ``skips`` (the count of non-finite steps).
         """
         loss_f = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
         reward_f = None
         if reward is not None:
             reward_f = float(reward.detach()) if isinstance(reward, torch.Tensor) else float(reward)
+        every = self.cfg.every
+        self._noise_due = self.t % every == 0
+        if not self._noise_due:
+            if finite(loss_f) and (reward_f is None or finite(reward_f)):
+                self.loss.update_loss(loss_f, reward_f, self.cfg.signals)
+            if (self.t + 1) % every == 0:
+                for group, gs in zip(self.optimizer.param_groups, self.groups, strict=True):
+                    self._store_prev(group, gs)
+            self.t += 1
+            return dict(self._last_row)
         pairs = list(zip(self.optimizer.param_groups, self.groups, strict=True))
         stats = [self._measure(g, gs) for g, gs in pairs]
         ok = finite(loss_f) and (reward_f is None or finite(reward_f)) and all(
@@ -177,21 +191,27 @@ class AEControl:
                 self.level0 = self.loss.level if self.loss.level > 0 else 1.0
         for i, ((group, gs), st) in enumerate(zip(pairs, stats, strict=True)):
             if ok and st is not None:
-                self._store_prev(group, gs)
+                if every == 1:
+                    self._store_prev(group, gs)
                 self._update_group(group, gs, st)
             out.update(self._row(group, gs, "" if i == 0 else f"/pg{i}"))
         out["skips"] = float(self.skips)
         self.t += 1
-        return out
+        self._last_row = out
+        return dict(out)
 
     @torch.no_grad()
     def after_step(self) -> None:
-        """Add the sigma parameter noise of each group (see :mod:`aebench.ae.bindings`)."""
+        """Add the sigma parameter noise of each group after an update step (see
+        :mod:`aebench.ae.bindings`); with ``ae.every = k`` the k steps' noise at once."""
+        if not self._noise_due:
+            return
+        scale = math.sqrt(self.cfg.every)
         for group, gs in zip(self.optimizer.param_groups, self.groups, strict=True):
             if gs.sigma > 0.0:
                 ps = [p for p in group["params"] if p.grad is not None]
                 if ps:
-                    add_parameter_noise(ps, gs.sigma, self.cfg.noise.rms_floor,
+                    add_parameter_noise(ps, gs.sigma * scale, self.cfg.noise.rms_floor,
                                         self._generator(ps[0].device))
 
     # ------------------------------------------------------------------ internals
@@ -245,7 +265,7 @@ class AEControl:
         cfg = self.cfg
         gsq, dot, psq, pre_sq, gpg = st
         if psq > 0.0:
-            gs.grad.update_grad(gsq, dot, psq, cfg.signals)
+            gs.grad.update_grad(gsq, dot, psq, cfg.signals, cfg.every)
         kinds = gs.kinds
         # gamma_t = alpha_t ||P g_t|| with the alpha currently in effect (logged), and the gauge's
         # regulated signal: gamma itself or the relative step q = alpha <g, P g> / LP(|l|)
@@ -287,7 +307,7 @@ class AEControl:
             gamma_star=gs.gamma_star,
         )
         res = L.coefficient_step(z, zbar, lo_t, hi_t, sig, gs.lam, gs.guard, gs.params, cfg.laws,
-                                 cfg)
+                                 cfg, dt=float(cfg.every))
         z_new = res.z.tolist()
         gs.lam = float(res.lam)
         gs.shrink = float(res.shrink)
@@ -317,13 +337,15 @@ class AEControl:
         level_rel = self.loss.level / (self.level0 or 1.0)
         energy = float(L.lyapunov_energy(level_rel, res.z, zbar, gs.params.m,
                                          cfg.lyapunov.weight, psi))
+        k = cfg.every
         if gs.energy is not None and math.isfinite(energy):
-            gs.rise = ema(gs.rise, energy - gs.energy, cfg.lyapunov.window)
+            # per-step increment, windowed in updates (k steps each)
+            gs.rise = ema(gs.rise, (energy - gs.energy) / k, max(1.0, cfg.lyapunov.window / k))
         gs.energy = energy
         if cfg.laws.lyapunov:
             lp = cfg.lyapunov
-            gs.guard, fired = L.guard_step(gs.guard, gs.rise, lp.tol, lp.shrink, lp.recover,
-                                           lp.g_min)
+            gs.guard, fired = L.guard_step(gs.guard, gs.rise, lp.tol, lp.shrink**k,
+                                           lp.recover**k, lp.g_min)
             gs.guards += int(fired)
 
     @staticmethod
@@ -342,7 +364,7 @@ class AEControl:
         if gs.gamma_star is None and gs.gauge_in > 0 and math.isfinite(gs.gauge_in):
             gs.gauge_logsum += math.log(gs.gauge_in)
             gs.gauge_n += 1
-            if gs.gauge_n >= g.warmup:
+            if gs.gauge_n >= max(1, math.ceil(g.warmup / self.cfg.every)):
                 gs.gamma_star = math.exp(gs.gauge_logsum / gs.gauge_n)
 
     def _row(self, group: dict, gs: GroupState, sfx: str) -> dict[str, float]:

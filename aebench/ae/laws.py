@@ -340,7 +340,7 @@ class Signals:
 class StepResult:
     z: torch.Tensor  # projected new chart coordinates
     step: torch.Tensor  # the evolution step after budget scaling and clip (before shrink)
-    energy: torch.Tensor  # ||step||_M^2 (AE-6)
+    energy: torch.Tensor  # ||step||_M^2 per step: divided by dt^2 when one update spans dt steps
     lam: Any  # new dual variable
     shrink: torch.Tensor  # AE-5 switch s in [0, 1] (0 when resonance is off)
 
@@ -370,32 +370,38 @@ def drive(z: torch.Tensor, zbar: torch.Tensor, lo: torch.Tensor, hi: torch.Tenso
 
 def coefficient_step(
     z: torch.Tensor, zbar: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, s: Signals,
-    lam: Any, guard: float, p: LawParams, laws: LawsConfig, cfg: AEConfig,
+    lam: Any, guard: float, p: LawParams, laws: LawsConfig, cfg: AEConfig, dt: float = 1.0,
 ) -> StepResult:
-    """One full coefficient update in the order of the module docstring (AE-2 ... AE-8, AE-6)."""
-    step = (cfg.eta_a * guard) * drive(z, zbar, lo, hi, s, p, laws, cfg)
+    """One full coefficient update in the order of the module docstring (AE-2 ... AE-8, AE-6).
+
+    ``dt`` = the number of optimizer steps this update stands for (``ae.every``): every per-step
+    increment (drive, gauge, noise law, shrink, dual ascent) is taken ``dt`` times over, and the
+    budget holds the per-step equivalent ``||step/dt||_M^2`` to B (the hard clip to
+    ``dt^2 * clip * B``). ``dt = 1`` is the literal per-step law.
+    """
+    step = (dt * cfg.eta_a * guard) * drive(z, zbar, lo, hi, s, p, laws, cfg)
     if laws.gauge and s.gamma is not None and s.gamma_star is not None:
         gd = gauge_drive(s.gamma, s.gamma_star, cfg.gauge.form, cfg.gauge.soft_clip)
-        step = step + p.alpha * (cfg.gauge.eta_gamma * guard) * gd
+        step = step + p.alpha * (dt * cfg.gauge.eta_gamma * guard) * gd
     if laws.noise:
         t = cfg.targets
         nd = noise_drive(s.T, s.V, s.S, s.rho, p.kappa, t.eps_T, t.v_star, t.s_star, t.a_star)
-        step = step + p.sigma * (cfg.noise.eta_sigma * guard) * nd
+        step = step + p.sigma * (dt * cfg.noise.eta_sigma * guard) * nd
     if laws.budget:
         step = budget_scale(step, lam)
         if cfg.budget.clip > 0:
-            step = hard_clip(step, p.m, cfg.budget.clip * cfg.budget.B)
+            step = hard_clip(step, p.m, dt * dt * cfg.budget.clip * cfg.budget.B)
     z_new = z + step
     shrink = torch.zeros((), dtype=z.dtype)
     if laws.resonance:
         r = cfg.resonance
         shrink = shrink_amount(s.V, s.rho, r.v_max, r.rho_max, r.width, r.shrink_on_aligned)
-        z_new = z_new - p.shrink_mask * (math.log1p(r.kappa) * shrink)
+        z_new = z_new - p.shrink_mask * (dt * math.log1p(r.kappa) * shrink)
     z_new = project(z_new, z, lo, hi)
-    energy = budget_energy(step, p.m)
+    energy = budget_energy(step, p.m) / (dt * dt)
     new_lam = lam
     if laws.budget:
         e = energy if isinstance(lam, torch.Tensor) else float(energy)
         if isinstance(e, torch.Tensor) or math.isfinite(e):
-            new_lam = dual_update(lam, e, cfg.budget.B, cfg.budget.eta_lambda)
+            new_lam = dual_update(lam, e, cfg.budget.B, dt * cfg.budget.eta_lambda)
     return StepResult(z=z_new, step=step, energy=energy, lam=new_lam, shrink=shrink)

@@ -127,11 +127,15 @@ class SignalState:
             self.r_prev = reward
         self.n_reward += 1
 
-    def update_grad(self, gsq: float, dot: float, psq: float, cfg: SignalsConfig) -> None:
-        """Feed one finite gradient pair (skipped while no previous vector exists)."""
+    def update_grad(self, gsq: float, dot: float, psq: float, cfg: SignalsConfig,
+                    every: int = 1) -> None:
+        """Feed one finite gradient pair (skipped while no previous vector exists). With pairs
+        measured every ``every`` steps (``ae.every``) the time constants count in pairs:
+        ``max(1, tc / every)``."""
         if psq <= 0.0 and dot == 0.0:
             return
-        self.rho, self.S = grad_signal_step(self.rho, self.S, gsq, dot, psq, cfg.tc_rho, cfg.tc_s)
+        tc_rho, tc_s = max(1.0, cfg.tc_rho / every), max(1.0, cfg.tc_s / every)
+        self.rho, self.S = grad_signal_step(self.rho, self.S, gsq, dot, psq, tc_rho, tc_s)
         self.n_grad += 1
 
 
