@@ -51,6 +51,10 @@ class Binding:
     family: str = ""
     kinds: tuple[str, ...] = ()
     columns: dict[str, str] = {}
+    #: what ``ae.gauge.signal=auto`` regulates (AE-8): a signal that moves with the loss scale as
+    #: the family's step does and stays roughly constant while a well-tuned run converges, so the
+    #: gauge answers scale changes only; ``none`` where the family needs no gauge
+    gauge_signal: str = "relative"
 
     def read(self, group: dict, kind: str) -> float:
         raise NotImplementedError
@@ -93,6 +97,9 @@ class SGDBinding(Binding):
 
 class AdamBinding(Binding):
     family = "adam"
+    # Adam's update is invariant to the loss scale (up to eps): nothing for the gauge to undo, and
+    # both gauge signals drift while Adam converges (q ~ 1/sqrt(loss); ||P g|| falls as v lags)
+    gauge_signal = "none"
     kinds = ("alpha", "beta1", "beta2", "eps", "weight_decay", "sigma")
     columns = {"alpha": "lr", "beta1": "beta1", "beta2": "beta2", "eps": "eps",
                "weight_decay": "weight_decay", "sigma": "sigma"}
@@ -147,6 +154,7 @@ class AdamBinding(Binding):
 
 class AdafactorBinding(Binding):
     family = "adafactor"
+    gauge_signal = "none"  # scale-free update, gamma = alpha sqrt(n): nothing to regulate
     kinds = ("alpha", "eps", "weight_decay", "sigma")
     columns = {"alpha": "lr", "eps": "eps", "weight_decay": "weight_decay", "sigma": "sigma"}
 

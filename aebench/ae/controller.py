@@ -99,6 +99,9 @@ class AEControl:
         self.cfg: AEConfig = validate(cfg)
         self.optimizer: Optimizer = getattr(optimizer, "optimizer", optimizer)
         self.binding: Binding = binding_for(self.optimizer)
+        self.gauge_signal = self.cfg.gauge.signal
+        if self.gauge_signal == "auto":
+            self.gauge_signal = self.binding.gauge_signal
         self.seed = int(seed)
         self.active = any(getattr(self.cfg.laws, f) for f in law_names())
         self.loss = SignalState()
@@ -272,7 +275,9 @@ class AEControl:
         alpha_now = self.binding.read(group, "alpha")
         gs.pnorm = math.sqrt(pre_sq)
         gs.gamma = alpha_now * gs.pnorm
-        if cfg.gauge.signal == "step":
+        if self.gauge_signal == "none":
+            gs.gauge_in = float("nan")  # the gauge idles (never calibrated, never acts)
+        elif self.gauge_signal == "step":
             gs.gauge_in = gs.gamma
         else:
             level = self.loss.level

@@ -172,7 +172,12 @@ def shrink_amount(
 
 # ----------------------------------------------------------------------------- AE-6 budget
 def budget_energy(step: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """AE-6 adaptation energy ``||dz||_M^2 = sum_k m_k dz_k^2`` (M diagonal, chart units)."""
+    """AE-6 adaptation energy ``||dz||_M^2 = sum_k m_k dz_k^2`` (M diagonal, chart units).
+
+    The theory's ``||a_{t+1} - a_t||_M^2`` is read as the evolution step itself, before the
+    resonance shrink and the projection: the projection can only shorten it, and the shrink is a
+    safety override (AE-5) that the budget's dual variable must not learn to resist.
+    """
     return (m * step * step).sum()
 
 

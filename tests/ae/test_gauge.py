@@ -73,3 +73,28 @@ def test_calibrated_gauge_undoes_a_scale_change_during_the_run():
 
     assert run(True) > 5 * LR
     assert run(False) == LR
+
+
+def test_auto_signal_per_family():
+    """``gauge.signal=auto``: relative q on SGD; idle on the scale-invariant Adam and Adafactor."""
+    import torch
+
+    from aebench.ae.controller import AEControl
+
+    def ctl(opt_cls, signal="auto", **kw):
+        cfg = AEConfig(enabled=True)
+        cfg.gauge.signal = signal
+        return AEControl(opt_cls([torch.nn.Parameter(torch.zeros(2))], **kw), cfg)
+
+    assert ctl(torch.optim.SGD, lr=0.1).gauge_signal == "relative"
+    assert ctl(torch.optim.AdamW).gauge_signal == "none"
+    assert ctl(torch.optim.Adafactor).gauge_signal == "none"
+    assert ctl(torch.optim.AdamW, signal="step").gauge_signal == "step"
+
+
+def test_idle_gauge_never_calibrates_or_moves_alpha():
+    cfg = only("gauge")
+    cfg.gauge.signal = "none"
+    rows, _, ctl = regression("adamw", cfg, steps=60, scale=10.0)
+    assert ctl.groups[0].gamma_star is None
+    assert {r["lr"] for r in rows} == {1e-2}
