@@ -4,18 +4,43 @@
 
 prints one row per run (sorted by arm and seed), then one row per arm with the mean of the
 final metric over its completed seeds. Records that cannot be read are listed, not dropped.
+
+This module reads records only (not curves); :mod:`analysis.collect` adds the per-run metrics
+from ``curves.csv``. What counts as what:
+
+- a **record** is a ``result.json`` that parses as a JSON object; its row carries the record's
+  fields, flattened (:func:`flatten`);
+- an **unreadable** file (not JSON, not an object, unreadable bytes) gets one line in the
+  problems list and no row;
+- a **partial** run is kept as a row with ``status: partial``: either a Hydra job folder
+  (``.hydra/config.yaml``) without a ``result.json`` (a job killed or still running; its
+  choices are read from ``.hydra/overrides.yaml`` where possible), or a record lacking a
+  field the analysis needs, or with a status outside the contract. Each also gets a problem
+  line, so the report lists it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+#: the statuses of the run-record contract (aebench/record.py); anything else is ``partial``
+STATUSES = ("completed", "diverged", "failed")
+#: fields without which a record cannot be analysed (it is then kept as ``partial``)
+REQUIRED = ("status", "task", "seed", "metric")
+#: config keys that are not part of an arm (as aebench.record.NOT_IN_ARM; not imported, so
+#: that analysis reads records without the core installed)
+NOT_IN_ARM = ("seed", "logger", "trainer")
+
+#: the columns ``python -m analysis.runs`` prints (the table has more, see :func:`flatten`)
 COLUMNS = [
     "task",
     "optimizer",
@@ -38,25 +63,89 @@ COLUMNS = [
     "path",
 ]
 
+#: every column :func:`flatten` fills, in order
+RECORD_COLUMNS = [
+    *COLUMNS[:-2],
+    "swarm",
+    "mode",
+    "target_value",
+    "reached",
+    "budget",
+    "nonfinite",
+    "divergence",
+    "lr_cliffs",
+    "error",
+    "overrides",
+    "schema",
+    "commit",
+    "arm",
+    "path",
+]
 
-def find_records(paths: Iterable[str | Path]) -> list[Path]:
-    found: list[Path] = []
+
+@dataclass(frozen=True)
+class Problem:
+    """One line for the report about a file that could not be used as it stands."""
+
+    path: str
+    kind: str  # "unreadable", "partial" or "curves"
+    message: str
+
+    def line(self) -> str:
+        return f"{self.path}: {self.kind} ({self.message})"
+
+
+def find_runs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+    """``result.json`` files, and Hydra job folders without one, under ``paths``.
+
+    A path may be a sweep folder, a run folder or a ``result.json``; a path that does not exist
+    is a FileNotFoundError. Folders are walked once (``os.walk``), in sorted order, without
+    descending into ``.hydra``.
+    """
+    records: list[Path] = []
+    partial: list[Path] = []
     for p in map(Path, paths):
         if p.is_file() and p.name == "result.json":
-            found.append(p)
-        elif p.is_dir():
-            found.extend(sorted(p.rglob("result.json")))
-        else:
+            records.append(p)
+            continue
+        if not p.is_dir():
             raise FileNotFoundError(f"{p}: no such run or sweep folder")
-    return found
+        for root, dirs, files in os.walk(p):
+            dirs[:] = sorted(d for d in dirs if d != ".hydra")
+            here = Path(root)
+            if "result.json" in files:
+                records.append(here / "result.json")
+            elif (here / ".hydra" / "config.yaml").is_file():
+                partial.append(here)
+    return records, partial
+
+
+def find_records(paths: Iterable[str | Path]) -> list[Path]:
+    """The ``result.json`` files under ``paths`` (see :func:`find_runs`)."""
+    return find_runs(paths)[0]
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _first_line(text: Any) -> str | None:
+    if not text:
+        return None
+    lines = [s for s in str(text).strip().splitlines() if s.strip()]
+    return lines[-1].strip() if lines else None  # a traceback's last line names the error
 
 
 def flatten(record: dict, path: Path) -> dict:
-    metric, target = record.get("metric") or {}, record.get("target") or {}
+    """One row of the runs table from one record (missing fields become None)."""
+    metric, target = _mapping(record.get("metric")), _mapping(record.get("target"))
+    incidents = _mapping(record.get("incidents"))
+    config = _mapping(record.get("config"))
+    overrides = record.get("overrides")
     return {
         "task": record.get("task"),
         "optimizer": record.get("optimizer"),
-        "lr": ((record.get("config") or {}).get("optimizer") or {}).get("lr"),
+        "lr": _mapping(config.get("optimizer")).get("lr"),
         "schedule": record.get("schedule"),
         "ae": record.get("ae"),
         "ablation": record.get("ablation"),
@@ -71,23 +160,102 @@ def flatten(record: dict, path: Path) -> dict:
         "auc": record.get("auc"),
         "wall_s": record.get("wall_s"),
         "data_source": record.get("data_source"),
+        "swarm": record.get("swarm"),
+        "mode": metric.get("mode"),
+        "target_value": target.get("value"),
+        "reached": target.get("reached"),
+        "budget": record.get("budget"),
+        "nonfinite": incidents.get("nonfinite"),
+        "divergence": incidents.get("divergence"),
+        "lr_cliffs": incidents.get("lr_cliffs"),
+        "error": _first_line(record.get("error")),
+        "overrides": " ".join(map(str, overrides)) if isinstance(overrides, list) else None,
+        "schema": record.get("schema"),
+        "commit": _mapping(record.get("git")).get("commit"),
         "arm": record.get("arm"),
         "path": str(path.parent),
     }
 
 
-def collect(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[str]]:
-    """The runs table and one line per unreadable record."""
-    rows, problems = [], []
-    for path in find_records(paths):
+def read_record(path: Path) -> tuple[dict | None, Problem | None]:
+    """The parsed record, or a Problem saying why the file is unreadable. Never raises."""
+    try:
+        record = json.loads(path.read_bytes())
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are both
+        return None, Problem(str(path), "unreadable", f"{type(err).__name__}: {err}")
+    if not isinstance(record, dict):
+        return None, Problem(str(path), "unreadable", "not a JSON object")
+    return record, None
+
+
+def check_record(row: dict) -> str | None:
+    """Why a flattened record is partial (missing fields, unknown status), or None."""
+    missing = [k for k in REQUIRED if row.get(k) is None]
+    if missing:
+        return "missing " + ", ".join(missing)
+    if row["status"] not in STATUSES:
+        return f"status {row['status']!r} is not one of {', '.join(STATUSES)}"
+    return None
+
+
+def partial_row(folder: Path) -> dict:
+    """A row for a Hydra job folder without a record: choices from ``.hydra/overrides.yaml``."""
+    row = dict.fromkeys(RECORD_COLUMNS)
+    row.update(status="partial", path=str(folder))
+    try:
+        import yaml
+
+        overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
+    except (OSError, ValueError, ImportError):
+        overrides = []
+    if isinstance(overrides, list):
+        row["overrides"] = " ".join(map(str, overrides))
+        for item in map(str, overrides):
+            key, _, value = item.partition("=")
+            if key in ("task", "optimizer", "schedule", "ablation", "scale", "swarm"):
+                row[key] = value
+            elif key == "ae":
+                row["ae"] = value == "on"
+            elif key == "seed" and value.isdigit():
+                row["seed"] = int(value)
+    return row
+
+
+def iter_runs(
+    paths: Iterable[str | Path], problems: list[Problem]
+) -> Iterator[tuple[dict, dict | None]]:
+    """Each run under ``paths`` as ``(row, record)``: the flattened row (status ``partial``
+    where :func:`check_record` objects) and the parsed record (None for a job folder without
+    one). Unreadable files yield nothing; they and partial runs are appended to ``problems``."""
+    records, partial = find_runs(paths)
+    for path in records:
+        record, problem = read_record(path)
+        if problem is not None:
+            problems.append(problem)
+            continue
         try:
-            rows.append(flatten(json.loads(path.read_text()), path))
-        except (OSError, ValueError, AttributeError) as err:
-            problems.append(f"{path}: unreadable ({type(err).__name__}: {err})")
-    table = pd.DataFrame(rows, columns=COLUMNS)
+            row = flatten(record, path)
+        except Exception as err:  # noqa: BLE001 - a record of any shape must not stop the run
+            problems.append(Problem(str(path), "unreadable", f"{type(err).__name__}: {err}"))
+            continue
+        why = check_record(row)
+        if why is not None:
+            row["status"] = "partial"
+            problems.append(Problem(str(path), "partial", why))
+        yield row, record
+    for folder in partial:
+        problems.append(Problem(str(folder), "partial", "no result.json"))
+        yield partial_row(folder), None
+
+
+def collect(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, list[str]]:
+    """The runs table (records only, no curves) and one line per unreadable or partial run."""
+    problems: list[Problem] = []
+    rows = [row for row, _ in iter_runs(paths, problems)]
+    table = pd.DataFrame(rows, columns=RECORD_COLUMNS)
     if not table.empty:
         table = table.sort_values(["arm", "seed"], kind="stable").reset_index(drop=True)
-    return table, problems
+    return table, [p.line() for p in problems]
 
 
 def arm_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -117,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line, file=sys.stderr)
         return 1
     with pd.option_context("display.width", 200, "display.max_columns", 30):
-        print(table.drop(columns=["arm", "path"]).to_string(index=False, float_format="%.4g"))
+        print(table[COLUMNS[:-2]].to_string(index=False, float_format="%.4g"))
         print()
         print(arm_summary(table).to_string(index=False, float_format="%.4g"))
     for line in problems:

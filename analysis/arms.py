@@ -1,0 +1,186 @@
+"""Arms: readable labels, field lookup (run columns and ``config.*`` paths), default partners.
+
+An **arm** is the record's ``arm`` id: every choice but the seed. For tables and figures each
+arm gets
+
+- ``label``: ``optimizer schedule AE|off [ablation] [swarm=...] [key=value ...]``, the extra
+  ``key=value`` being the run's command-line overrides that are not group choices, the seed,
+  ``trainer.*``/``logger.*``/``hydra.*`` keys, or ``ae.laws.*`` (which ``ablation`` names);
+- ``method``: the label without ``task.*`` overrides (what is compared *across* tasks);
+- ``problem``: the task with its ``task.*`` overrides, e.g. ``regression[loss_scale=10]``
+  (what performance profiles and the IQM aggregate over).
+
+Two different arms of one task never share a label: a clash gets the arm's config hash
+appended. The default comparisons pair arms through two context hashes of the arm's resolved
+config: ``ctx_off`` leaves out the whole ``ae`` node (an AE arm and the ``ae=off`` arm of the
+same everything else match), ``ctx_laws`` leaves out ``ae.laws`` only (a knock-out and the
+``ablation=none`` arm of the same AE settings match). Both include the data source, so real and
+synthetic runs are never paired.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.collect import RunSet
+
+#: overrides of these keys are group choices, already in the label
+GROUPS = ("task", "optimizer", "schedule", "ae", "ablation", "swarm", "scale", "logger")
+#: overrides with these prefixes do not change what an arm computes, or are named otherwise
+HIDDEN_PREFIXES = ("seed", "trainer.", "logger.", "hydra.", "ae.laws.", "experiment")
+#: run-table columns a filter or stratum may name (besides ``config.<dotted.path>``)
+RUN_FIELDS = (
+    "task",
+    "optimizer",
+    "schedule",
+    "ae",
+    "ablation",
+    "swarm",
+    "scale",
+    "seed",
+    "status",
+    "data_source",
+    "arm",
+    "label",
+    "method",
+    "problem",
+    "metric",
+    "mode",
+    "budget",
+    "drifts",
+    "lr",
+)
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _override_parts(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """``(task overrides, other shown overrides)`` of one arm's command line."""
+    task, other = [], []
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key in GROUPS or key.startswith(HIDDEN_PREFIXES):
+            continue
+        (task if key.startswith("task.") else other).append(item.lstrip("+~"))
+    return sorted(task), sorted(other)
+
+
+def _arm_row(arm: str, first: pd.Series, runset: RunSet) -> dict[str, Any]:
+    task_over, other = _override_parts(runset.arm_overrides.get(arm, []))
+    ae = first["ae"]
+    parts = [str(first["optimizer"]), str(first["schedule"]), "AE" if ae is True else "off"]
+    if first["ablation"] not in (None, "none") and ae is True:
+        parts.append(str(first["ablation"]))
+    if first["swarm"] not in (None, "off"):
+        parts.append(f"swarm={first['swarm']}")
+    method = " ".join(parts + other)
+    label = " ".join([method, *task_over])
+    problem = str(first["task"])
+    if task_over:
+        problem += "[" + ",".join(o[len("task.") :] for o in task_over) + "]"
+    config = runset.arm_configs.get(arm)
+    ds = str(first["data_source"])
+    if config is not None:
+        no_ae = {k: v for k, v in config.items() if k != "ae"}
+        ae_node = dict(config.get("ae") or {})
+        ae_node.pop("laws", None)
+        ctx_off = ds + ":" + _hash(no_ae)
+        ctx_laws = ds + ":" + _hash({**no_ae, "ae": ae_node})
+    else:
+        ctx_off = ctx_laws = None
+    return {
+        "arm": arm,
+        "label": label,
+        "method": method,
+        "problem": problem,
+        "ctx_off": ctx_off,
+        "ctx_laws": ctx_laws,
+    }
+
+
+def _unique(frame: pd.DataFrame, column: str, within: list[str]) -> None:
+    """Append the arm's hash to ``column`` where two arms share it within ``within``."""
+    clash = frame.duplicated([*within, column], keep=False)
+    frame.loc[clash, column] = frame.loc[clash, column] + " #" + frame.loc[clash, "arm"].str[-8:]
+
+
+def annotate(runset: RunSet) -> pd.DataFrame:
+    """Add ``label``, ``method``, ``problem``, ``ctx_off`` and ``ctx_laws`` to the runs table
+    (in place) and return the arms table: one row per (data source, task, arm)."""
+    table = runset.table
+    has_arm = table["arm"].notna()
+    if not has_arm.any():
+        for col in ("label", "method", "problem", "ctx_off", "ctx_laws"):
+            table[col] = None
+        return pd.DataFrame(columns=["arm", "label", "method", "problem", "ctx_off", "ctx_laws"])
+    firsts = table[has_arm].drop_duplicates("arm")
+    arms = pd.DataFrame([_arm_row(r["arm"], r, runset) for _, r in firsts.iterrows()])
+    keep = ["arm", "data_source", "task", "optimizer", "schedule", "ae", "ablation", "scale"]
+    arms = firsts[keep].reset_index(drop=True).merge(arms, on="arm")
+    _unique(arms, "label", ["data_source", "task"])
+    _unique(arms, "method", ["data_source", "problem"])
+    for col in ("label", "method", "problem", "ctx_off", "ctx_laws"):
+        table[col] = table["arm"].map(arms.set_index("arm")[col])
+    runs = table[has_arm].groupby("arm").size()
+    arms["runs"] = arms["arm"].map(runs).astype(int)
+    return arms
+
+
+def field_values(runset: RunSet, table: pd.DataFrame, path: str) -> pd.Series:
+    """The values of ``path`` for the rows of ``table``: a run column, or ``config.a.b`` read
+    from the arm's resolved config (``config.seed`` is the seed column). Absent: NaN."""
+    if not path.startswith("config."):
+        if path in table.columns:
+            return table[path]
+        return pd.Series(np.nan, index=table.index, dtype=object)
+    key = path[len("config.") :]
+    if key == "seed":
+        return table["seed"]
+    lookup = {
+        arm: runset.flat_config(arm).get(key, np.nan) for arm in table["arm"].dropna().unique()
+    }
+    return table["arm"].map(lookup).astype(object)
+
+
+def partners(arms: pd.DataFrame) -> pd.DataFrame:
+    """The default comparisons: ``(kind, arm_a, arm_b)`` with ``a`` the reference.
+
+    - ``ae_vs_off``: every AE arm (``b``) against the ``ae=off`` arm of the same config but the
+      ``ae`` node (``ctx_off``); among several such (e.g. ``ae=off`` runs given an ablation,
+      which does nothing without AE), the one with ``ablation=none``, else the first by id;
+    - ``knockout_vs_none``: every AE arm with a knock-out against the AE arm with
+      ``ablation=none`` and the same config but ``ae.laws`` (``ctx_laws``).
+
+    Arms without a partner are simply not compared (the report lists them).
+    """
+    rows: list[dict[str, str]] = []
+    if arms.empty:
+        return pd.DataFrame(columns=["kind", "arm_a", "arm_b"])
+    ae_on = arms[arms["ae"].map(lambda v: v is True)]
+    ae_off = arms[arms["ae"].map(lambda v: v is False)]
+    off_by_ctx: dict[str, str] = {}
+    order = ae_off.assign(_other=ae_off["ablation"] != "none").sort_values(["_other", "arm"])
+    for _, r in order.iterrows():
+        if r["ctx_off"] is not None:
+            off_by_ctx.setdefault(r["ctx_off"], r["arm"])
+    none_by_ctx = {
+        r["ctx_laws"]: r["arm"]
+        for _, r in ae_on[ae_on["ablation"] == "none"].sort_values("arm").iterrows()
+        if r["ctx_laws"] is not None
+    }
+    for _, r in ae_on.sort_values("arm").iterrows():
+        off = off_by_ctx.get(r["ctx_off"])
+        if off is not None:
+            rows.append({"kind": "ae_vs_off", "arm_a": off, "arm_b": r["arm"]})
+        if r["ablation"] not in (None, "none"):
+            ref = none_by_ctx.get(r["ctx_laws"])
+            if ref is not None:
+                rows.append({"kind": "knockout_vs_none", "arm_a": ref, "arm_b": r["arm"]})
+    return pd.DataFrame(rows, columns=["kind", "arm_a", "arm_b"])

@@ -1,0 +1,71 @@
+"""Collecting records: nothing is dropped silently, nothing raises (analysis/collect.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from analysis.arms import annotate, field_values, partners
+from analysis.collect import load_runs
+from tests.analysis.synth import write_run
+
+
+def test_problem_files_are_listed_and_kept_where_possible(tmp_path: Path) -> None:
+    good = write_run(tmp_path, seed=0)
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "result.json").write_bytes(b"\xff\xfe not json")
+    (tmp_path / "array").mkdir()
+    (tmp_path / "array" / "result.json").write_text("[1, 2]")
+    partial = write_run(tmp_path, seed=1)
+    record = json.loads((partial / "result.json").read_text())
+    del record["metric"]
+    record["status"] = "running"
+    (partial / "result.json").write_text(json.dumps(record))
+    no_curves = write_run(tmp_path, seed=2)
+    (no_curves / "curves.csv").unlink()
+    bad_curves = write_run(tmp_path, seed=3)
+    (bad_curves / "curves.csv").write_text("step,train_loss\n0,abc\n")
+    rs = load_runs([tmp_path])
+    lines = [p.line() for p in rs.problems]
+    assert len(rs.table) == 4  # the two unreadable files have no row
+    assert any("corrupt/result.json: unreadable (UnicodeDecodeError" in s for s in lines)
+    assert any("array/result.json: unreadable (not a JSON object)" in s for s in lines)
+    assert any(f"{partial}/result.json: partial (missing metric)" in s for s in lines)
+    assert any(f"{no_curves}: curves (no curves.csv)" in s for s in lines)
+    assert any("curves.csv: curves (unreadable: column 'train_loss'" in s for s in lines)
+    status = dict(zip(rs.table["path"], rs.table["status"], strict=True))
+    assert status[str(good)] == "completed" and status[str(partial)] == "partial"
+    assert len(rs.usable()) == 3 and len(rs.traces) == 1
+
+
+def test_same_config_on_two_data_sources_is_two_arms(tmp_path: Path) -> None:
+    for ds in ("real", "synthetic"):
+        for ae in (False, True):
+            write_run(tmp_path, seed=0, ae=ae, data_source=ds)
+    rs = load_runs([tmp_path])
+    assert rs.table["arm"].nunique() == 4
+    assert all(a.endswith(("@real", "@synthetic")) for a in rs.table["arm"])
+    arms = annotate(rs)
+    pairs = partners(arms)
+    assert len(pairs) == 2
+    for _, p in pairs.iterrows():
+        assert p["arm_a"].split("@")[1] == p["arm_b"].split("@")[1]
+    scale = field_values(rs, rs.table, "config.task.loss_scale")
+    assert (scale == 1.0).all()
+
+
+def test_labels_show_overrides_and_problems_group_task_overrides(tmp_path: Path) -> None:
+    for scale in (0.1, 10):
+        for ae in (False, True):
+            write_run(tmp_path, ae=ae, task_extra={"loss_scale": scale}, name=f"{ae}-{scale}")
+    rs = load_runs([tmp_path])
+    arms = annotate(rs).sort_values("label")
+    assert arms["label"].tolist() == [
+        "adamw constant AE task.loss_scale=0.1",
+        "adamw constant AE task.loss_scale=10",
+        "adamw constant off task.loss_scale=0.1",
+        "adamw constant off task.loss_scale=10",
+    ]
+    assert set(arms["method"]) == {"adamw constant AE", "adamw constant off"}
+    assert set(arms["problem"]) == {"regression[loss_scale=0.1]", "regression[loss_scale=10]"}
+    assert len(partners(arms)) == 2  # each AE arm with the off arm of its own loss scale
