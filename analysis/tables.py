@@ -1,0 +1,293 @@
+"""The statistics tables of a report, built from the runs table with :mod:`analysis.stats`.
+
+- :func:`summary_table`: per (data source, task, arm) and metric: n, mean with its CI, median,
+  IQM. A metric an arm does not have (``gamma`` in vanilla runs, ``recovery`` without drift) is
+  left out; a metric its runs lost by failing (``final`` of diverged runs) is kept, with the
+  losses counted in ``n_dropped``.
+- :func:`comparisons_table`: the default comparisons of :func:`analysis.arms.partners`, every
+  metric of :data:`COMPARE_METRICS`, paired by seed, Holm-adjusted over every row (one family
+  per report).
+- :func:`time_to_target_table`: fraction reached and COCO's expected running time per arm.
+- :func:`profiles`: AlgoPerf performance profiles over problems (tasks with their ``task.*``
+  overrides), time = ERT, ``r_max`` = 4.
+- :func:`iqm_table`: per method, the IQM over problems of normalised final scores with rliable's
+  stratified bootstrap CI.
+
+Runs are never pooled across data sources: every table has a ``data_source`` column and groups
+by it first. Partial runs (no record) are left out of every statistic; diverged and failed runs
+are in, with their missing values dropped and counted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from analysis.metrics import METRICS
+from analysis.stats import (
+    as_censored,
+    expected_running_time,
+    fraction_reached,
+    holm,
+    paired_comparison,
+    performance_profile,
+    stratified_bootstrap_iqm,
+    summarize,
+)
+
+SUMMARY_METRICS = (
+    "final",
+    "best",
+    "auc",
+    "time_to_target",
+    "incidents",
+    "oscillation",
+    "recovery",
+    "gamma_logvar",
+    "wall_s",
+)
+COMPARE_METRICS = (
+    "final",
+    "auc",
+    "time_to_target",
+    "incidents",
+    "oscillation",
+    "recovery",
+    "gamma_logvar",
+)
+ARM_KEYS = ["data_source", "task", "arm"]
+R_MAX = 4.0
+
+
+def analysed(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows statistics use: runs with a record (not ``partial``) and an arm."""
+    return table[(table["status"] != "partial") & table["arm"].notna()]
+
+
+def _higher(metric: str, mode: object) -> bool | None:
+    spec = METRICS.get(metric)
+    return None if spec is None else spec.higher_is_better(None if mode is None else str(mode))
+
+
+def summary_table(
+    table: pd.DataFrame,
+    ci: str = "t",
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per (data source, task, arm, metric); see the module doc for what is left out."""
+    rows = []
+    runs = analysed(table)
+    for (ds, task, arm), group in runs.groupby(ARM_KEYS, sort=True):
+        completed = bool((group["status"] == "completed").all())
+        first = group.iloc[0]
+        for metric in SUMMARY_METRICS:
+            if metric not in group.columns:
+                continue
+            s = summarize(group[metric], ci, confidence, n_boot, seed)  # type: ignore[arg-type]
+            if s.n == 0 and completed:
+                continue
+            rows.append(
+                {
+                    "data_source": ds,
+                    "task": task,
+                    "arm": arm,
+                    "label": first.get("label"),
+                    "metric": metric,
+                    "higher_is_better": _higher(metric, first.get("mode")),
+                    "n": s.n,
+                    "n_dropped": s.n_dropped,
+                    "mean": s.mean,
+                    "ci_low": s.ci_low,
+                    "ci_high": s.ci_high,
+                    "median": s.median,
+                    "iqm": s.iqm,
+                    "ci_method": s.method,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def compare_arms(
+    runs_a: pd.DataFrame,
+    runs_b: pd.DataFrame,
+    metric: str,
+    higher_is_better: bool,
+    confidence: float = 0.95,
+) -> tuple[object, str]:
+    """:func:`analysis.stats.paired_comparison` of two arms' runs on ``metric``, paired by seed;
+    unpaired (with a note) when a seed repeats within an arm. Returns the Comparison and notes."""
+    notes = []
+    seeds_a, seeds_b = runs_a["seed"].tolist(), runs_b["seed"].tolist()
+    if runs_a["seed"].duplicated().any() or runs_b["seed"].duplicated().any():
+        notes.append("repeated seeds: unpaired")
+        seeds_a = seeds_b = None  # type: ignore[assignment]
+    if metric == "time_to_target" and runs_a["ttt"].isna().all() and runs_b["ttt"].isna().all():
+        notes.append("no run reached the target")
+    comp = paired_comparison(
+        runs_a[metric].to_numpy(float),
+        runs_b[metric].to_numpy(float),
+        seeds_a,
+        seeds_b,
+        higher_is_better=higher_is_better,
+        confidence=confidence,
+    )
+    return comp, "; ".join(notes)
+
+
+def comparisons_table(
+    table: pd.DataFrame, pairs: pd.DataFrame, confidence: float = 0.95
+) -> pd.DataFrame:
+    """Every pair of ``pairs`` on every metric both arms have; ``p_holm`` over all rows."""
+    runs = analysed(table)
+    by_arm = {arm: g for arm, g in runs.groupby("arm", sort=False)}
+    rows = []
+    for _, pair in pairs.iterrows():
+        a, b = by_arm.get(pair["arm_a"]), by_arm.get(pair["arm_b"])
+        if a is None or b is None:
+            continue
+        first = b.iloc[0]
+        for metric in COMPARE_METRICS:
+            if metric not in runs.columns:
+                continue
+            if a[metric].notna().sum() == 0 or b[metric].notna().sum() == 0:
+                continue  # not measured in one arm (gamma in vanilla runs): nothing to compare
+            higher = _higher(metric, first.get("mode"))
+            if higher is None:
+                continue
+            comp, note = compare_arms(a, b, metric, higher, confidence)
+            rows.append(
+                {
+                    "data_source": first["data_source"],
+                    "task": first["task"],
+                    "metric": metric,
+                    "kind": pair["kind"],
+                    "arm_a": pair["arm_a"],
+                    "arm_b": pair["arm_b"],
+                    "label_a": a.iloc[0].get("label"),
+                    "label_b": first.get("label"),
+                    "test": comp.test,
+                    "n": comp.n_pairs if comp.paired else comp.n_a + comp.n_b,
+                    "n_a": comp.n_a,
+                    "n_b": comp.n_b,
+                    "n_dropped": comp.n_dropped,
+                    "higher_is_better": higher,
+                    "diff": comp.diff,
+                    "ci_low": comp.ci_low,
+                    "ci_high": comp.ci_high,
+                    "p": comp.p,
+                    "effect_size": comp.effect_size,
+                    "prob_improvement": comp.prob_improvement,
+                    "note": note,
+                }
+            )
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        out.insert(out.columns.get_loc("p") + 1, "p_holm", holm(out["p"].to_numpy(float)))
+    return out
+
+
+def time_to_target_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (data source, task, arm): runs, targets reached, fraction reached, ERT (COCO: steps
+    spent by all runs, misses at their budget, over the number of successes; ``inf`` when none
+    reached), and the target value."""
+    rows = []
+    for (ds, task, arm), g in analysed(table).groupby(ARM_KEYS, sort=True):
+        times = as_censored(g["ttt"])
+        budgets = g["budget"].to_numpy(float)
+        if (~np.isfinite(times) & ~np.isfinite(budgets)).any():
+            ert = math.nan  # a miss without a budget: the steps it spent are unknown
+        else:
+            ert = expected_running_time(times, np.where(np.isfinite(budgets), budgets, np.inf))
+        rows.append(
+            {
+                "data_source": ds,
+                "task": task,
+                "arm": arm,
+                "label": g.iloc[0].get("label"),
+                "method": g.iloc[0].get("method"),
+                "problem": g.iloc[0].get("problem"),
+                "target": g.iloc[0].get("target_value"),
+                "runs": len(g),
+                "reached": int(np.isfinite(times).sum()),
+                "fraction_reached": fraction_reached(times),
+                "ert": ert,
+                "budget": float(np.nanmax(budgets)) if np.isfinite(budgets).any() else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def profiles(ttt: pd.DataFrame, r_max: float = R_MAX, points: int = 61) -> pd.DataFrame:
+    """AlgoPerf performance profiles per data source, long format (``data_source``, ``method``,
+    ``tau``, ``rho``): time = ERT per (problem, method), a target met at step 0 counted as one
+    step so that ratios are defined. Empty when no arm has a time."""
+    out = []
+    taus = np.linspace(1.0, r_max, points)
+    for ds, g in ttt.groupby("data_source", sort=True):
+        frame = pd.DataFrame(
+            {"task": g["problem"], "arm": g["method"], "time": np.maximum(g["ert"], 1.0)}
+        ).dropna()
+        if frame.empty:
+            continue
+        prof = performance_profile(frame, taus, r_max=r_max)
+        long = prof.reset_index().melt(id_vars="arm", var_name="tau", value_name="rho")
+        long.insert(0, "data_source", ds)
+        out.append(long.rename(columns={"arm": "method"}))
+    if not out:
+        return pd.DataFrame(columns=["data_source", "method", "tau", "rho"])
+    return pd.concat(out, ignore_index=True)
+
+
+def normalised_scores(g: pd.DataFrame) -> pd.Series:
+    """Final scores of one problem's runs in [0, 1], higher better: first oriented (``-log
+    final`` for a positive metric to minimise, so that decades count alike; ``-final`` for any
+    other metric to minimise; ``final`` to maximise), then min-max scaled over the problem's runs
+    (the worst run 0, the best 1). A run without a final value (diverged, failed) scores 0.
+    Without reference scores (rliable's human/random), the scale is relative to the runs
+    analysed together: add or remove arms and the numbers move."""
+    mode = g["mode"].dropna().iloc[0] if g["mode"].notna().any() else "min"
+    v = g["final"].to_numpy(float)
+    fin = np.isfinite(v)
+    if mode == "max":
+        s = v.copy()
+    elif fin.any() and (v[fin] > 0).all():
+        s = -np.log(np.where(fin, v, 1.0))
+    else:
+        s = -v
+    out = np.zeros(v.shape)
+    if fin.any():
+        lo, hi = s[fin].min(), s[fin].max()
+        out[fin] = (s[fin] - lo) / (hi - lo) if hi > lo else 1.0
+    return pd.Series(out, index=g.index)
+
+
+def iqm_table(
+    table: pd.DataFrame, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
+    """Per (data source, method): IQM over problems of :func:`normalised_scores` with the
+    stratified bootstrap CI; ``problems`` counts the problems the method ran on (IQMs are
+    comparable between methods that ran on the same problems)."""
+    rows = []
+    runs = analysed(table)
+    for ds, g in runs.groupby("data_source", sort=True):
+        scores = pd.concat([normalised_scores(p) for _, p in g.groupby("problem", sort=True)])
+        g = g.assign(score=scores)
+        for method, m in g.groupby("method", sort=True):
+            by_problem = {p: s["score"].to_numpy(float) for p, s in m.groupby("problem")}
+            point, low, high = stratified_bootstrap_iqm(by_problem, n_boot, confidence, seed)
+            rows.append(
+                {
+                    "data_source": ds,
+                    "method": method,
+                    "problems": len(by_problem),
+                    "runs": len(m),
+                    "iqm": point,
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
+    return pd.DataFrame(rows)
