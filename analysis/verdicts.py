@@ -1,0 +1,658 @@
+"""Evaluate pre-registered predictions (:mod:`analysis.predictions`) on a runs table.
+
+For each prediction and each stratum (its data source plus the ``strata`` fields), the runs are
+split into arm ``a`` (reference) and arm ``b`` (favoured by the theory), paired on ``pair_on``,
+and each metric test yields **evidence**: n, the effect oriented so that positive is the
+predicted direction, its ``1 - alpha`` confidence interval, a two-sided p-value of "no
+difference", and the Holm-adjusted p over every test of every prediction in the report (one
+confirmatory family, kept apart from the exploratory default comparisons so that a verdict does
+not depend on which other arms happen to sit in the same folder).
+
+Only strata with runs of both arms are evaluated (a stratum with one arm says nothing about
+the claim); when no stratum has both, the prediction gets one ``inconclusive`` verdict naming
+where each arm was found and the sweep to run.
+
+Outcome of one test, with threshold ``t`` on the oriented effect:
+
+- ``supported``: the CI lies above ``t`` (``ci_low > t``) and ``p_holm <= alpha``;
+- ``refuted``: the CI lies at or below ``t`` (``ci_high <= t``): the effect is credibly no
+  larger than claimed (for ``t = 0``, credibly absent or reversed);
+- ``inconclusive`` otherwise (the CI straddles ``t``, or Holm withholds significance), or when
+  the runs are missing or too few (``min_n``), the pairing is ambiguous, the arms' budgets
+  differ (compute not matched), or every run of a censored metric is censored (no run reached
+  the target: nothing is learnt about time-to-target).
+
+Under a true null effect and ``t = 0``, ``supported`` needs ``ci_low > 0``: probability at most
+alpha/2 for the lower tail of a two-sided ``1 - alpha`` interval, so at most alpha.
+
+A prediction's verdict in a stratum combines its tests (``combine: all``: supported if every
+test is, refuted if any is; ``any``: supported if any is, refuted if all are) and then its
+guards (non-inferiority of ``b`` against ``a`` by ``margin``): a guard whose CI of the worsening
+lies above the margin refutes the prediction; one that cannot be shown to hold (CI straddles
+the margin) makes a supported verdict inconclusive.
+
+Effects: ``difference`` is :func:`analysis.stats.paired_comparison` (paired t interval and test;
+Welch interval and Mann-Whitney U when fewer than ``min_n`` pairs share a key). ``relative`` is
+the ratio of the arm means (``1 - mean_b/mean_a`` for a decrease) with a percentile bootstrap CI
+over pairs (or over each arm independently when unpaired), ``n_boot`` resamples, fixed seed; its
+p-value is the same test of no difference. A correlation's CI is a percentile bootstrap over
+runs, its p-value scipy's test of zero correlation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.arms import field_values
+from analysis.collect import RunSet
+from analysis.metrics import METRICS, metric_spec
+from analysis.predictions import Guard, MetricTest, Prediction
+from analysis.stats import holm, paired_comparison
+from analysis.tables import analysed
+
+NAN = math.nan
+
+
+@dataclass
+class Evidence:
+    """One test (``role="test"``) or guard (``role="guard"``) of a prediction in one stratum."""
+
+    prediction: str
+    data_source: str
+    stratum: str
+    role: str
+    metric: str
+    effect_kind: str
+    direction: str
+    threshold: float
+    test: str = "none"
+    n_a: int = 0
+    n_b: int = 0
+    n_pairs: int = 0
+    n_dropped: int = 0
+    mean_a: float = NAN
+    mean_b: float = NAN
+    effect: float = NAN
+    ci_low: float = NAN
+    ci_high: float = NAN
+    ci_level: float = NAN
+    p: float = NAN
+    p_holm: float = NAN
+    outcome: str = "inconclusive"
+    reason: str = ""
+    label_a: str = ""
+    label_b: str = ""
+
+
+@dataclass
+class Verdict:
+    """A prediction's verdict in one stratum (or overall, when no run matched it)."""
+
+    prediction: str
+    data_source: str
+    stratum: str
+    verdict: str
+    reason: str
+    claim: str
+    experiment: str
+    sweep: str
+
+
+# --------------------------------------------------------------------------- run selection
+
+
+def _norm(value: Any) -> tuple:
+    """A comparable form of a filter or run value: YAML and JSON numbers, bools, lists."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ("none",)
+    if isinstance(value, bool | np.bool_):
+        return ("bool", bool(value))
+    if isinstance(value, int | float | np.integer | np.floating):
+        return ("num", float(value))
+    if isinstance(value, list | tuple):
+        return ("str", json.dumps(list(value)))
+    return ("str", str(value))
+
+
+def _show(value: Any) -> str:
+    n = _norm(value)
+    if n[0] == "none":
+        return "null"
+    if n[0] == "num" and float(n[1]).is_integer():
+        return str(int(n[1]))
+    return str(n[1]).lower() if n[0] == "bool" else str(n[1])
+
+
+def select(runset: RunSet, table: pd.DataFrame, flt: dict[str, tuple]) -> pd.Series:
+    """Boolean mask of the rows of ``table`` matching every field of ``flt``."""
+    mask = pd.Series(True, index=table.index)
+    for name, allowed in flt.items():
+        ok = {_norm(a) for a in allowed}
+        mask &= field_values(runset, table, name).map(lambda v, ok=ok: _norm(v) in ok)
+    return mask
+
+
+def describe(flt: dict[str, tuple]) -> str:
+    return " ".join(f"{k}={','.join(_show(v) for v in vals)}" for k, vals in flt.items())
+
+
+def _keys(runset: RunSet, table: pd.DataFrame, fields: tuple[str, ...]) -> pd.Series:
+    """One string per row naming its values of ``fields`` (a stratum or a pairing unit)."""
+    parts = [field_values(runset, table, f).map(lambda v, f=f: f"{f}={_show(v)}") for f in fields]
+    if not parts:
+        return pd.Series("", index=table.index)
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + " " + p
+    return out
+
+
+# --------------------------------------------------------------------------- effects
+
+
+def _direction(test_dir: str, metric: str, mode: Any) -> str | None:
+    """``increase``/``decrease`` for a test direction given the metric's better side."""
+    if test_dir in ("increase", "decrease"):
+        return test_dir
+    spec = metric_spec(metric)
+    higher = spec.higher_is_better(None if mode is None else str(mode)) if spec else None
+    if higher is None:
+        return None
+    return "increase" if (test_dir == "better") == higher else "decrease"
+
+
+def _quantiles(x: np.ndarray, level: float) -> tuple[float, float]:
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        return NAN, NAN
+    q = [(1 - level) / 2, (1 + level) / 2]
+    method = "linear" if np.isfinite(x).all() else "inverted_cdf"
+    lo, hi = np.quantile(x, q, method=method)
+    return float(lo), float(hi)
+
+
+def relative_effect(
+    a: np.ndarray,
+    b: np.ndarray,
+    paired: bool,
+    direction: str,
+    level: float,
+    n_boot: int,
+    seed: int,
+) -> tuple[float, float, float]:
+    """``(effect, ci_low, ci_high)`` of ``1 - mean(b)/mean(a)`` (decrease) or
+    ``mean(b)/mean(a) - 1`` (increase); percentile bootstrap over pairs or per arm. NaN when
+    ``mean(a) <= 0`` (a ratio to a non-positive mean has no reading)."""
+    if a.size == 0 or b.size == 0 or a.mean() <= 0:
+        return NAN, NAN, NAN
+    sign = -1.0 if direction == "decrease" else 1.0
+    point = sign * (b.mean() / a.mean() - 1.0)
+    rng = np.random.default_rng(seed)
+    if paired:
+        idx = rng.integers(0, a.size, size=(n_boot, a.size))
+        ma, mb = a[idx].mean(1), b[idx].mean(1)
+    else:
+        ma = a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(1)
+        mb = b[rng.integers(0, b.size, size=(n_boot, b.size))].mean(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(ma > 0, mb / ma, np.inf)
+    lo, hi = _quantiles(sign * (ratio - 1.0), level)
+    return float(point), lo, hi
+
+
+def _paired_values(
+    a: pd.Series, b: pd.Series
+) -> tuple[np.ndarray, np.ndarray]:  # indexed by pairing key
+    shared = a.index.intersection(b.index)
+    x, y = a.loc[shared].to_numpy(float), b.loc[shared].to_numpy(float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    return x[ok], y[ok]
+
+
+def compare_values(
+    ev: Evidence,
+    a: pd.Series,
+    b: pd.Series,
+    direction: str,
+    effect: str,
+    min_n: int,
+    level: float,
+    n_boot: int,
+    seed: int,
+) -> None:
+    """Fill ``ev`` with the comparison of ``b`` against ``a`` (Series of values indexed by
+    pairing key; positive effect = ``direction``)."""
+    comp = paired_comparison(
+        a.to_numpy(float),
+        b.to_numpy(float),
+        list(a.index),
+        list(b.index),
+        higher_is_better=direction == "increase",
+        confidence=level,
+        min_pairs=min_n,
+    )
+    ev.test, ev.n_dropped, ev.ci_level = comp.test, comp.n_dropped, level
+    ev.n_a, ev.n_b, ev.n_pairs = comp.n_a, comp.n_b, comp.n_pairs
+    if comp.paired:
+        xa, xb = _paired_values(a, b)
+    else:
+        xa = a.to_numpy(float)[np.isfinite(a.to_numpy(float))]
+        xb = b.to_numpy(float)[np.isfinite(b.to_numpy(float))]
+    ev.mean_a = float(xa.mean()) if xa.size else NAN
+    ev.mean_b = float(xb.mean()) if xb.size else NAN
+    enough = comp.n_pairs >= min_n if comp.paired else min(comp.n_a, comp.n_b) >= min_n
+    if not enough:
+        have = f"{comp.n_pairs} pairs" if comp.paired else f"{comp.n_a} and {comp.n_b} runs"
+        ev.reason = f"too few runs: {have} (min_n {min_n})"
+        ev.test = comp.test
+        return
+    ev.p = comp.p
+    if effect == "difference":
+        ev.effect, ev.ci_low, ev.ci_high = comp.diff, comp.ci_low, comp.ci_high
+    else:
+        ev.effect, ev.ci_low, ev.ci_high = relative_effect(
+            xa, xb, comp.paired, direction, level, n_boot, seed
+        )
+        if math.isnan(ev.effect):
+            ev.reason = "relative effect undefined: mean of arm a is not positive"
+
+
+def _censored_note(metric: str, runs: pd.DataFrame) -> str | None:
+    """Why a censored metric says nothing here (every run censored), or None."""
+    if metric == "time_to_target" and runs["ttt"].isna().all():
+        return "no run reached the target within its budget"
+    if metric == "recovery" and "recovery_censored" in runs.columns:
+        c, s = runs["recovery_censored"].to_numpy(float), runs["switches"].to_numpy(float)
+        if np.all(np.isnan(c) | (c >= s)):
+            return "no run recovered from any drift switch"
+    return None
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+def test_outcome(ev: Evidence, alpha: float) -> None:
+    """Set ``ev.outcome`` and ``ev.reason`` from its CI, threshold and Holm-adjusted p."""
+    if ev.reason:
+        ev.outcome = "inconclusive"
+        return
+    lo, hi, t = ev.ci_low, ev.ci_high, ev.threshold
+    ci = f"{ev.metric}: {ev.effect_kind} {ev.effect:.4g} [{lo:.4g}, {hi:.4g}]"
+    if math.isnan(lo) or math.isnan(hi):
+        ev.outcome, ev.reason = "inconclusive", f"{ev.metric}: no interval (no spread)"
+    elif lo > t and ev.p_holm <= alpha:
+        ev.outcome = "supported"
+        ev.reason = f"{ci} above {t:g}; p_holm {ev.p_holm:.3g} <= {alpha:g}"
+    elif lo > t:
+        ev.outcome = "inconclusive"
+        ev.reason = f"{ci} above {t:g} but p_holm {ev.p_holm:.3g} > {alpha:g}"
+    elif hi <= t:
+        ev.outcome, ev.reason = "refuted", f"{ci} not above {t:g}"
+    else:
+        ev.outcome, ev.reason = "inconclusive", f"{ci} straddles {t:g}"
+
+
+def guard_outcome(ev: Evidence) -> None:
+    """``holds`` / ``violated`` / ``undetermined`` for a guard (effect = worsening of b)."""
+    if ev.reason:
+        ev.outcome = "undetermined"
+        return
+    lo, hi, m = ev.ci_low, ev.ci_high, ev.threshold
+    ci = f"guard {ev.metric}: worsening {ev.effect:.4g} [{lo:.4g}, {hi:.4g}]"
+    if math.isnan(lo) or math.isnan(hi):
+        ev.outcome, ev.reason = "undetermined", f"guard {ev.metric}: no interval"
+    elif hi <= m:
+        ev.outcome, ev.reason = "holds", f"{ci} within margin {m:g}"
+    elif lo > m:
+        ev.outcome, ev.reason = "violated", f"{ci} beyond margin {m:g}"
+    else:
+        ev.outcome, ev.reason = "undetermined", f"{ci} straddles margin {m:g}"
+
+
+def combine(pred: Prediction, tests: list[Evidence], guards: list[Evidence]) -> tuple[str, str]:
+    """The verdict and its reason for one stratum (module doc)."""
+    outcomes = [t.outcome for t in tests]
+    if pred.combine == "all":
+        if all(o == "supported" for o in outcomes):
+            verdict, why = "supported", list(tests)
+        elif any(o == "refuted" for o in outcomes):
+            verdict, why = "refuted", [t for t in tests if t.outcome == "refuted"]
+        else:
+            verdict, why = "inconclusive", [t for t in tests if t.outcome == "inconclusive"]
+    else:
+        if any(o == "supported" for o in outcomes):
+            verdict, why = "supported", [t for t in tests if t.outcome == "supported"]
+        elif all(o == "refuted" for o in outcomes):
+            verdict, why = "refuted", list(tests)
+        else:
+            verdict, why = "inconclusive", [t for t in tests if t.outcome == "inconclusive"]
+    reasons = [t.reason for t in why]
+    violated = [g for g in guards if g.outcome == "violated"]
+    unsure = [g for g in guards if g.outcome == "undetermined"]
+    if violated:
+        verdict, reasons = "refuted", [g.reason for g in violated] + reasons
+    elif verdict == "supported" and unsure:
+        verdict, reasons = "inconclusive", [g.reason for g in unsure] + reasons
+    return verdict, "; ".join(dict.fromkeys(r for r in reasons if r))
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+@dataclass
+class Context:
+    """What every stratum's evaluation needs."""
+
+    pred: Prediction
+    runset: RunSet
+    n_boot: int
+    seed: int
+
+    @property
+    def level(self) -> float:
+        return 1.0 - self.pred.alpha
+
+
+def _new(ctx: Context, ds: str, stratum: str, role: str, test: MetricTest | Guard) -> Evidence:
+    if isinstance(test, Guard):
+        return Evidence(
+            ctx.pred.name, ds, stratum, role, test.metric, test.effect, "worse", test.margin
+        )
+    return Evidence(
+        ctx.pred.name, ds, stratum, role, test.metric, test.effect, test.direction, test.threshold
+    )
+
+
+def _labels(runs: pd.DataFrame) -> str:
+    return "; ".join(sorted(map(str, runs["label"].dropna().unique())))
+
+
+def _best_arm(ctx: Context, a: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows of the best arm of ``a`` by the first test's metric mean (``select_a: best``)."""
+    metric = ctx.pred.tests[0].metric
+    spec = METRICS[metric]
+    higher = spec.higher_is_better(a["mode"].dropna().iloc[0] if a["mode"].notna().any() else None)
+    means = a.groupby("arm")[metric].mean().dropna()
+    if means.empty:
+        return a, ""
+    best = means.idxmax() if higher else means.idxmin()
+    chosen = a[a["arm"] == best]
+    return chosen, f"a = best of {a['arm'].nunique()} arms by {metric}: {_labels(chosen)}"
+
+
+def _stratum_compare(
+    ctx: Context, ds: str, stratum: str, a: pd.DataFrame, b: pd.DataFrame, note: str
+) -> list[Evidence]:
+    """Tests and guards of a compare prediction in one stratum."""
+    pred = ctx.pred
+    out: list[Evidence] = []
+    mode = b["mode"].dropna().iloc[0] if b["mode"].notna().any() else None
+    budgets = pd.concat([a["budget"], b["budget"]]).dropna().unique()
+    keys_a, keys_b = _keys(ctx.runset, a, pred.pair_on), _keys(ctx.runset, b, pred.pair_on)
+    problem = ""
+    if len(budgets) > 1:
+        problem = f"compute not matched: budgets {sorted(map(float, budgets))}"
+    elif keys_a.duplicated().any() or keys_b.duplicated().any():
+        side, keys = ("a", keys_a) if keys_a.duplicated().any() else ("b", keys_b)
+        dup = keys[keys.duplicated()].iloc[0]
+        problem = (
+            f"ambiguous pairing: several runs of arm {side} share ({dup}); add the field that "
+            "tells them apart to pair_on or strata"
+        )
+    for role, items in (("test", pred.tests), ("guard", pred.guards)):
+        for item in items:
+            ev = _new(ctx, ds, stratum, role, item)
+            ev.label_a, ev.label_b = _labels(a), _labels(b)
+            ev.n_a, ev.n_b = len(a), len(b)
+            goal = item.direction if isinstance(item, MetricTest) else "worse"
+            direction = _direction(goal, item.metric, mode)
+            out.append(ev)
+            if problem:
+                ev.reason = problem
+                continue
+            if direction is None:
+                ev.reason = f"{item.metric}: the task's metric mode is unknown"
+                continue
+            ev.direction = direction
+            censored = _censored_note(item.metric, pd.concat([a, b]))
+            if censored and role == "test":
+                ev.reason = censored
+                continue
+            va = pd.Series(a[item.metric].to_numpy(float), index=keys_a.to_numpy())
+            vb = pd.Series(b[item.metric].to_numpy(float), index=keys_b.to_numpy())
+            compare_values(
+                ev, va, vb, direction, item.effect, pred.min_n, ctx.level, ctx.n_boot, ctx.seed
+            )
+    if note:
+        for ev in out:
+            ev.label_a = f"{ev.label_a} ({note})" if ev.label_a else note
+    return out
+
+
+def _spread(values: pd.Series, how: str) -> float:
+    v = values.to_numpy(float)
+    if not (np.isfinite(v).all() and (v > 0).all()):
+        return NAN
+    logs = np.log(v)
+    return float(logs.std(ddof=1)) if how == "sd_log" else float(logs.max() - logs.min())
+
+
+def _stratum_spread(
+    ctx: Context, ds: str, stratum: str, a: pd.DataFrame, b: pd.DataFrame
+) -> list[Evidence]:
+    """Tests of a spread prediction in one stratum: the spread of each metric over the factor's
+    levels shared by both arms, per pairing unit, compared like ``compare``."""
+    pred, rs = ctx.pred, ctx.runset
+    out: list[Evidence] = []
+    lev_a = field_values(rs, a, pred.factor).map(_show)
+    lev_b = field_values(rs, b, pred.factor).map(_show)
+    levels = sorted(set(lev_a) & set(lev_b))
+    keys_a, keys_b = _keys(rs, a, pred.pair_on), _keys(rs, b, pred.pair_on)
+    problem = ""
+    if len(levels) < 2:
+        problem = f"{pred.factor}: fewer than 2 levels run in both arms ({', '.join(levels)})"
+    elif (
+        pd.DataFrame({"k": keys_a, "l": lev_a}).duplicated().any()
+        or pd.DataFrame({"k": keys_b, "l": lev_b}).duplicated().any()
+    ):
+        problem = (
+            f"ambiguous pairing: a unit of {', '.join(pred.pair_on)} has several runs at one "
+            f"level of {pred.factor}; add the field that tells them apart to pair_on or strata"
+        )
+    for test in pred.tests:
+        ev = _new(ctx, ds, stratum, "test", test)
+        ev.label_a, ev.label_b = _labels(a), _labels(b)
+        ev.metric = f"spread({test.metric})"
+        out.append(ev)
+        if problem:
+            ev.reason = problem
+            continue
+        direction = test.direction if test.direction in ("increase", "decrease") else None
+        if direction is None:  # a smaller spread is better: better = decrease
+            direction = "decrease" if test.direction == "better" else "increase"
+        ev.direction = direction
+        series = []
+        for side, keys, lev in ((a, keys_a, lev_a), (b, keys_b, lev_b)):
+            frame = pd.DataFrame({"k": keys, "l": lev, "v": side[test.metric].to_numpy(float)})
+            frame = frame[frame["l"].isin(levels)]
+            full = frame.groupby("k")["l"].transform("nunique") == len(levels)
+            spread = frame[full].groupby("k")["v"].agg(lambda v: _spread(v, pred.spread))
+            series.append(spread)
+        compare_values(
+            ev,
+            series[0],
+            series[1],
+            direction,
+            test.effect,
+            pred.min_n,
+            ctx.level,
+            ctx.n_boot,
+            ctx.seed,
+        )
+    return out
+
+
+def _coalesce(runset: RunSet, runs: pd.DataFrame, names: tuple[str, ...]) -> pd.Series:
+    """The first of ``names`` with a finite value, per row."""
+    out = pd.Series(np.nan, index=runs.index)
+    for name in names:
+        if name in runs.columns:
+            out = out.fillna(pd.to_numeric(runs[name], errors="coerce"))
+    return out
+
+
+def _stratum_correlation(ctx: Context, ds: str, stratum: str, runs: pd.DataFrame) -> list[Evidence]:
+    """The correlation test of one stratum over its best ``top_fraction`` runs."""
+    pred = ctx.pred
+    test = pred.tests[0]
+    ev = _new(ctx, ds, stratum, "test", test)
+    ev.metric = f"corr({'|'.join(pred.x)}, {'|'.join(pred.y)})"
+    ev.effect_kind, ev.ci_level = pred.method, ctx.level
+    ev.label_b = _labels(runs)
+    x, y = _coalesce(ctx.runset, runs, pred.x), _coalesce(ctx.runset, runs, pred.y)
+    rank = pd.to_numeric(runs[pred.rank_by], errors="coerce")
+    mode = runs["mode"].dropna().iloc[0] if runs["mode"].notna().any() else None
+    higher = METRICS[pred.rank_by].higher_is_better(mode)
+    ok = (x.notna() & y.notna() & rank.notna()).to_numpy()
+    n_top = math.ceil(pred.top_fraction * int(ok.sum()))
+    ev.n_b = n_top
+    ev.n_dropped = int((~ok).sum())
+    if n_top < pred.min_n:
+        ev.reason = (
+            f"too few runs: the best {pred.top_fraction:g} of {int(ok.sum())} usable runs is "
+            f"{n_top} (min_n {pred.min_n})"
+        )
+        return [ev]
+    order = np.argsort(-rank[ok].to_numpy() if higher else rank[ok].to_numpy(), kind="stable")
+    xs, ys = x[ok].to_numpy()[order[:n_top]], y[ok].to_numpy()[order[:n_top]]
+    if np.ptp(xs) == 0 or np.ptp(ys) == 0:
+        ev.reason = "no variation in x or y among the best runs"
+        return [ev]
+    fn = stats.spearmanr if pred.method == "spearman" else stats.pearsonr
+    res = fn(xs, ys)
+    r = float(res.statistic)
+    sign = -1.0 if test.direction == "decrease" else 1.0
+    rng = np.random.default_rng(ctx.seed)
+    idx = rng.integers(0, n_top, size=(ctx.n_boot, n_top))
+    bx, by = xs[idx], ys[idx]
+    if pred.method == "spearman":
+        bx, by = stats.rankdata(bx, axis=1), stats.rankdata(by, axis=1)
+    bx = bx - bx.mean(1, keepdims=True)
+    by = by - by.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reps = (bx * by).sum(1) / np.sqrt((bx**2).sum(1) * (by**2).sum(1))
+    lo, hi = _quantiles(sign * reps, ctx.level)
+    ev.test, ev.n_pairs = f"{pred.method} correlation", n_top
+    ev.effect, ev.ci_low, ev.ci_high, ev.p = sign * r, lo, hi, float(res.pvalue)
+    ev.mean_a, ev.mean_b = float(np.mean(xs)), float(np.mean(ys))
+    return [ev]
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _strata(ctx: Context, runs: pd.DataFrame) -> list[tuple[str, str, pd.Index]]:
+    """``(data source, stratum text, row index)`` per stratum of ``runs``, sorted."""
+    if runs.empty:
+        return []
+    keys = _keys(ctx.runset, runs, ctx.pred.strata)
+    out = []
+    for (ds, key), g in runs.groupby([runs["data_source"].astype(str), keys], sort=True):
+        out.append((ds, key, g.index))
+    return out
+
+
+def evaluate_prediction(
+    pred: Prediction, runset: RunSet, n_boot: int = 2000, seed: int = 0
+) -> tuple[list[Evidence], list[str]]:
+    """Evidence for one prediction (Holm and outcomes not yet applied) and, when it could not
+    be evaluated anywhere, the reason (with the sweep to run)."""
+    ctx = Context(pred, runset, n_boot, seed)
+    table = analysed(runset.table)
+    base = table[select(runset, table, pred.runs)]
+    run_hint = f"run: {pred.sweep}"
+    if base.empty:
+        absent = [f for f in pred.runs if field_values(runset, table, f).isna().all()]
+        what = f"no run has {', '.join(absent)}" if absent and not table.empty else "no runs"
+        return [], [f"{what} matching {describe(pred.runs) or '(any)'}; {run_hint}"]
+    if pred.kind == "correlation":
+        evidence = []
+        for ds, stratum, idx in _strata(ctx, base):
+            evidence += _stratum_correlation(ctx, ds, stratum, base.loc[idx])
+        return evidence, []
+    in_a = select(runset, base, pred.a)
+    in_b = select(runset, base, pred.b)
+    if (in_a & in_b).any():
+        return [], [
+            f"arms a ({describe(pred.a)}) and b ({describe(pred.b)}) overlap: fix the "
+            "prediction's filters"
+        ]
+    if not in_a.any() or not in_b.any():
+        side, flt = ("a", pred.a) if not in_a.any() else ("b", pred.b)
+        return [], [
+            f"no runs of arm {side} ({describe(flt)}) among {len(base)} matching "
+            f"{describe(pred.runs) or '(any)'}; {run_hint}"
+        ]
+    evidence: list[Evidence] = []
+    only: dict[str, list[str]] = {"a": [], "b": []}
+    for ds, stratum, idx in _strata(ctx, base[in_a | in_b]):
+        rows = base.loc[idx]
+        a, b = rows[in_a.loc[idx]], rows[in_b.loc[idx]]
+        if a.empty or b.empty:
+            only["b" if a.empty else "a"].append(f"{ds} {stratum}")
+            continue
+        note = ""
+        if pred.select_a == "best":
+            a, note = _best_arm(ctx, a)
+        if pred.kind == "spread":
+            evidence += _stratum_spread(ctx, ds, stratum, a, b)
+        else:
+            evidence += _stratum_compare(ctx, ds, stratum, a, b, note)
+    if not evidence:
+        where = "; ".join(f"only {k} in {', '.join(v)}" for k, v in only.items() if v)
+        return [], [f"no stratum has runs of both arms ({where}); {run_hint}"]
+    return evidence, []
+
+
+def evaluate(
+    predictions: list[Prediction], runset: RunSet, n_boot: int = 2000, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(verdicts, evidence)`` for every prediction: Holm over every test's p in the report,
+    then outcomes, then one verdict per prediction and stratum."""
+    per_pred: list[tuple[Prediction, list[Evidence], list[str]]] = []
+    for pred in predictions:
+        evidence, missing = evaluate_prediction(pred, runset, n_boot, seed)
+        per_pred.append((pred, evidence, missing))
+    tests = [e for _, ev, _ in per_pred for e in ev if e.role == "test"]
+    adjusted = holm(np.array([e.p if not e.reason else NAN for e in tests], float))
+    for e, p in zip(tests, adjusted, strict=True):
+        e.p_holm = float(p)
+    verdicts: list[Verdict] = []
+    evidence_rows: list[dict] = []
+    for pred, evidence, missing in per_pred:
+        common = {"claim": pred.claim, "experiment": pred.experiment, "sweep": pred.sweep}
+        for reason in missing:
+            verdicts.append(Verdict(pred.name, "", "", "inconclusive", reason, **common))
+        groups: dict[tuple[str, str], list[Evidence]] = {}
+        for e in evidence:
+            if e.role == "test":
+                test_outcome(e, pred.alpha)
+            else:
+                guard_outcome(e)
+            groups.setdefault((e.data_source, e.stratum), []).append(e)
+            evidence_rows.append(asdict(e))
+        for (ds, stratum), evs in groups.items():
+            verdict, reason = combine(
+                pred, [e for e in evs if e.role == "test"], [e for e in evs if e.role == "guard"]
+            )
+            verdicts.append(Verdict(pred.name, ds, stratum, verdict, reason, **common))
+    v = pd.DataFrame([asdict(x) for x in verdicts], columns=list(Verdict.__dataclass_fields__))
+    e = pd.DataFrame(evidence_rows, columns=list(Evidence.__dataclass_fields__))
+    return v, e
