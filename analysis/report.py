@@ -1,0 +1,447 @@
+"""``report.md`` and ``tables.tex`` from the results of one analysis.
+
+The Markdown report has, in order: what was read (runs by status and data source, unreadable
+files), the predictions (verdicts, then the evidence behind them), the arms per data source and
+task, the default comparisons, time-to-target, the aggregates across tasks, the figures, the
+runs that did not complete and every problem line, and the definitions used. The first
+sections up to the comparisons are also what the CLI prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from analysis.collect import RunSet
+from analysis.render import interval, latex, markdown, num, pvalue
+
+#: summary metrics shown in the arms tables, with their column titles
+ARM_COLUMNS = {
+    "final": "final",
+    "auc": "AUC",
+    "time_to_target": "time to target",
+    "incidents": "incidents",
+    "oscillation": "oscillation",
+    "recovery": "recovery",
+    "gamma_logvar": "var log gamma",
+}
+#: at most this many lines of non-completed runs and problems in report.md (all are in runs.csv)
+MAX_LISTED = 200
+
+
+@dataclass
+class Results:
+    """Everything one ``aebench-analyze`` run computed (the CLI fills it)."""
+
+    paths: list[str]
+    runset: RunSet
+    arms: pd.DataFrame
+    summary: pd.DataFrame
+    comparisons: pd.DataFrame
+    ttt: pd.DataFrame
+    profiles: pd.DataFrame
+    iqm: pd.DataFrame
+    verdicts: pd.DataFrame
+    evidence: pd.DataFrame
+    confidence: float = 0.95
+    ci_method: str = "t"
+    figures: list[str] = field(default_factory=list)
+    unpartnered: list[str] = field(default_factory=list)
+
+
+def _status_line(table: pd.DataFrame) -> str:
+    counts = table["status"].value_counts()
+    parts = [f"{counts.get(s, 0)} {s}" for s in ("completed", "diverged", "failed", "partial")]
+    return f"{len(table)} runs: " + ", ".join(parts)
+
+
+def header(res: Results) -> str:
+    table = res.runset.table
+    unreadable = [p for p in res.runset.problems if p.kind == "unreadable"]
+    sources = table.loc[table["status"] != "partial", "data_source"].value_counts()
+    commits = sorted(str(c)[:10] for c in table["commit"].dropna().unique())
+    lines = [
+        "# aebench-analyze report",
+        "",
+        "Inputs: " + ", ".join(f"`{p}`" for p in res.paths),
+        "",
+        f"- {_status_line(table)}; {len(unreadable)} unreadable files (listed at the end).",
+        "- Data sources: "
+        + (", ".join(f"{ds} ({n} runs)" for ds, n in sources.items()) or "none")
+        + ". Runs of different data sources are never pooled: every table is split by source.",
+        f"- Suite commits in the records: {', '.join(commits) or 'unknown'}.",
+        f"- Confidence intervals: {res.confidence:.0%} ({res.ci_method} for arm means; "
+        "predictions use 1 - alpha).",
+    ]
+    return "\n".join(lines)
+
+
+def predictions_section(res: Results) -> str:
+    v, e = res.verdicts, res.evidence
+    out = ["## Predictions", ""]
+    if v.empty:
+        return "\n".join(out + ["No predictions were given."])
+    counts = v["verdict"].value_counts()
+    out.append(
+        f"{len(v['prediction'].unique())} predictions, {len(v)} verdicts: "
+        + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("supported", "refuted", "inconclusive"))
+        + ". Holm adjustment over every prediction test in this report "
+        f"({int(e['p_holm'].notna().sum()) if not e.empty else 0} tests with a p-value)."
+    )
+    out.append("")
+    rows = [
+        [r.prediction, r.data_source or "-", r.stratum or "-", f"**{r.verdict}**", r.reason]
+        for r in v.itertuples()
+    ]
+    out.append(markdown(["prediction", "data", "stratum", "verdict", "reason"], rows))
+    missing = v[v["data_source"] == ""]
+    if not missing.empty:
+        out += ["", "### Sweeps that would produce the missing runs", ""]
+        for r in missing.itertuples():
+            exp = f" (experiment `{r.experiment}`)" if r.experiment else ""
+            out.append(f"- **{r.prediction}**{exp}: `{r.sweep}`")
+    if not e.empty:
+        out += ["", "### Evidence", ""]
+        rows = []
+        for r in e.itertuples():
+            n = f"{r.n_a}/{r.n_b}" + (f" ({r.n_pairs} pairs)" if r.n_pairs else "")
+            rows.append(
+                [
+                    r.prediction,
+                    r.stratum,
+                    r.role,
+                    r.metric,
+                    r.direction,
+                    n,
+                    interval(r.effect, r.ci_low, r.ci_high),
+                    num(r.threshold),
+                    pvalue(r.p),
+                    pvalue(r.p_holm),
+                    r.outcome,
+                ]
+            )
+        head = [
+            "prediction",
+            "stratum",
+            "role",
+            "metric",
+            "direction",
+            "n a/b",
+            "effect [CI]",
+            "threshold",
+            "p",
+            "p_holm",
+            "outcome",
+        ]
+        out.append(markdown(head, rows))
+        out += [
+            "",
+            "Effects are oriented so that positive is the predicted direction (for guards: "
+            "positive is b worse than a). Arms: " + _arm_legend(e),
+        ]
+    return "\n".join(out)
+
+
+def _arm_legend(e: pd.DataFrame) -> str:
+    pairs = e.drop_duplicates(["prediction", "stratum"])
+    parts = [
+        f"{r.prediction} [{r.stratum}]: a = {r.label_a or '-'}, b = {r.label_b or '-'}"
+        for r in pairs.itertuples()
+    ]
+    return "; ".join(parts) + "."
+
+
+def arm_tables(res: Results) -> list[tuple[str, str, list[str], list[list[str]]]]:
+    """``(data source, task, header, rows)`` per task: each arm's main metrics."""
+    out = []
+    s, t = res.summary, res.ttt
+    if s.empty:
+        return out
+    for (ds, task), g in s.groupby(["data_source", "task"], sort=True):
+        metrics = [m for m in ARM_COLUMNS if m in set(g["metric"])]
+        head = ["arm", "runs", *[ARM_COLUMNS[m] for m in metrics], "reached", "ERT"]
+        rows = []
+        tt = t[(t["data_source"] == ds) & (t["task"] == task)].set_index("arm")
+        runs = res.runset.table
+        for arm, a in g.groupby("arm", sort=False):
+            by = a.set_index("metric")
+            status = runs.loc[runs["arm"] == arm, "status"].value_counts()
+            extra = [f"{status[k]} {k}" for k in ("diverged", "failed") if status.get(k, 0)]
+            cells = [
+                str(a["label"].iloc[0]),
+                str(int(status.sum())) + (f" ({', '.join(extra)})" if extra else ""),
+            ]
+            for m in metrics:
+                if m in by.index:
+                    r = by.loc[m]
+                    cells.append(interval(r["mean"], r["ci_low"], r["ci_high"]))
+                else:
+                    cells.append("-")
+            if arm in tt.index:
+                cells += [
+                    f"{tt.loc[arm, 'reached']}/{tt.loc[arm, 'runs']}",
+                    num(tt.loc[arm, "ert"]),
+                ]
+            else:
+                cells += ["-", "-"]
+            rows.append(cells)
+        out.append((ds, task, head, rows))
+    return out
+
+
+def _task_note(res: Results, ds: str, task: str) -> str:
+    runs = res.runset.table
+    g = runs[(runs["data_source"] == ds) & (runs["task"] == task)]
+    metric = g["metric"].dropna().iloc[0] if g["metric"].notna().any() else "?"
+    mode = g["mode"].dropna().iloc[0] if g["mode"].notna().any() else None
+    target = g["target_value"].dropna().iloc[0] if g["target_value"].notna().any() else None
+    better = {"min": "lower is better", "max": "higher is better"}.get(str(mode), "mode unknown")
+    budget = g["budget"].dropna().unique()
+    return (
+        f"metric `{metric}` ({better}), target {num(target)}, budget "
+        f"{', '.join(num(b) for b in sorted(budget)) or '-'} steps"
+    )
+
+
+def arms_section(res: Results) -> str:
+    out = [
+        "## Arms",
+        "",
+        f"Mean [{res.confidence:.0%} CI] over seeds. Time to target: restricted (a miss counts "
+        "at the budget); reached: runs that hit the target; ERT: COCO's expected running time.",
+    ]
+    for ds, task, head, rows in arm_tables(res):
+        out += ["", f"### {ds} / {task}: {_task_note(res, ds, task)}", "", markdown(head, rows)]
+    return "\n".join(out)
+
+
+def comparisons_section(res: Results) -> str:
+    c = res.comparisons
+    out = ["## Comparisons", ""]
+    if c.empty:
+        out.append(
+            "No default comparisons: no AE arm with an `ae=off` partner, no knock-out "
+            "with an `ablation=none` partner."
+        )
+    else:
+        out.append(
+            f"Every AE arm against its `ae=off` arm, every knock-out against `ablation=none`; "
+            f"diff > 0 means b is better. Holm over all {int(c['p'].notna().sum())} comparisons "
+            "with a p-value in this report (an exploratory family, apart from the predictions)."
+        )
+        out.append("")
+        rows = [
+            [
+                r.data_source,
+                r.task,
+                r.metric,
+                r.label_a,
+                r.label_b,
+                str(r.n),
+                interval(r.diff, r.ci_low, r.ci_high),
+                pvalue(r.p),
+                pvalue(r.p_holm),
+                r.note,
+            ]
+            for r in c.itertuples()
+        ]
+        head = ["data", "task", "metric", "a", "b", "n", "diff [CI]", "p", "p_holm", "note"]
+        out.append(markdown(head, rows))
+    if res.unpartnered:
+        out += ["", "Not compared (no partner arm): " + "; ".join(res.unpartnered) + "."]
+    return "\n".join(out)
+
+
+def across_section(res: Results) -> str:
+    out = ["## Across tasks", ""]
+    out.append(
+        "IQM of normalised final scores (per problem: oriented so higher is better, log for a "
+        "positive metric to minimise, min-max over the problem's runs, a run without a final "
+        "value at 0) with rliable's stratified bootstrap CI; performance profiles (AlgoPerf) on "
+        "ERT with r_max = 4: rho(tau) is the fraction of problems an arm solves within tau "
+        "times the fastest arm's ERT."
+    )
+    for ds in sorted(set(res.iqm.get("data_source", pd.Series(dtype=str)))):
+        q = res.iqm[res.iqm["data_source"] == ds]
+        p = res.profiles[res.profiles["data_source"] == ds]
+        rows = []
+        for r in q.itertuples():
+            cells = [r.method, str(r.problems), str(r.runs), interval(r.iqm, r.ci_low, r.ci_high)]
+            for tau in (1.0, 2.0, 4.0):
+                sel = p[(p["method"] == r.method) & ((p["tau"].astype(float) - tau).abs() < 1e-9)]
+                cells.append(num(sel["rho"].iloc[0], 3) if not sel.empty else "-")
+            rows.append(cells)
+        head = ["method", "problems", "runs", "IQM [CI]", "rho(1)", "rho(2)", "rho(4)"]
+        out += ["", f"### {ds}", "", markdown(head, rows)]
+    return "\n".join(out)
+
+
+def ttt_section(res: Results) -> str:
+    t = res.ttt
+    out = ["## Time to target", ""]
+    if t.empty:
+        return "\n".join(out + ["No runs."])
+    out.append(
+        "Censoring: a run that misses the target, diverges or fails has infinite time. "
+        "ERT (COCO) = steps spent by all runs (misses at their budget) / runs that reached."
+    )
+    rows = [
+        [
+            r.data_source,
+            r.task,
+            str(r.label),
+            num(r.target),
+            f"{r.reached}/{r.runs}",
+            num(r.fraction_reached, 3),
+            num(r.ert),
+            num(r.budget),
+        ]
+        for r in t.itertuples()
+    ]
+    head = ["data", "task", "arm", "target", "reached", "fraction", "ERT", "budget"]
+    return "\n".join([*out, "", markdown(head, rows)])
+
+
+def figures_section(res: Results) -> str:
+    out = ["## Figures", ""]
+    if not res.figures:
+        return "\n".join(out + ["No figures (--no-figures, or nothing to plot)."])
+    out += [f"- [{f}]({f})" for f in res.figures]
+    return "\n".join(out)
+
+
+def problems_section(res: Results) -> str:
+    table = res.runset.table
+    out = ["## Runs not completed, and problems", ""]
+    bad = table[table["status"] != "completed"]
+    if bad.empty and not res.runset.problems:
+        return "\n".join(out + ["Every run completed; every file was readable."])
+    for r in bad.head(MAX_LISTED).itertuples():
+        why = f": {r.error}" if isinstance(r.error, str) and r.error else ""
+        out.append(f"- {r.status}: `{r.path}`{why}")
+    if len(bad) > MAX_LISTED:
+        out.append(f"- ... and {len(bad) - MAX_LISTED} more (see runs.csv)")
+    listed = [p for p in res.runset.problems if p.kind != "partial"]
+    if listed:
+        out += ["", "Files that could not be used:", ""]
+        out += [f"- {p.line()}" for p in listed[:MAX_LISTED]]
+        if len(listed) > MAX_LISTED:
+            out.append(f"- ... and {len(listed) - MAX_LISTED} more")
+    return "\n".join(out)
+
+
+DEFINITIONS = """## Definitions
+
+- **time to target**: first evaluated step with the metric at or beyond the task's target, for a
+  completed run; a miss, a divergence or a failure is censored (infinite). Tables use the
+  restricted time min(time, budget); ERT and fraction reached use the censored times.
+- **oscillation**: RMS of the log training loss around its centred moving average (window ~10% of
+  the logged rows).
+- **recovery**: mean over drift switches of the steps until the smoothed training loss is back
+  within 5% of its pre-switch level, censored at the next switch.
+- **var log gamma**: variance of log of the effective step gamma logged by AE (vanilla runs do not
+  log gamma).
+- **verdicts**: *supported* when the 1 - alpha CI of the oriented effect lies above the threshold
+  and the Holm-adjusted p <= alpha; *refuted* when the CI lies at or below the threshold, or a
+  guard is credibly violated; *inconclusive* otherwise (CI straddles the threshold, too few runs,
+  ambiguous pairing, unmatched compute, all runs censored, or no runs).
+- Full definitions: `analysis/metrics.py`, `analysis/verdicts.py`, `analysis/tables.py`."""
+
+
+def markdown_report(res: Results) -> tuple[str, str]:
+    """``(report.md, the part the CLI prints)``."""
+    printed = [predictions_section(res), arms_section(res), comparisons_section(res)]
+    rest = [ttt_section(res), across_section(res), figures_section(res), problems_section(res)]
+    full = "\n\n".join([header(res), *printed, *rest, DEFINITIONS]) + "\n"
+    return full, "\n\n".join(printed) + "\n"
+
+
+def latex_tables(res: Results) -> str:
+    """``tables.tex``: verdicts, arms per task, comparisons (booktabs; needs ``booktabs``)."""
+    parts = [
+        "% Tables of an aebench-analyze report. Needs \\usepackage{booktabs}.",
+    ]
+    v = res.verdicts
+    if not v.empty:
+        rows = [
+            [r.prediction, r.data_source or "-", r.stratum or "-", r.verdict]
+            for r in v.itertuples()
+        ]
+        parts.append(
+            latex(
+                ["prediction", "data", "stratum", "verdict"],
+                rows,
+                "Verdicts of the pre-registered predictions.",
+                "tab:verdicts",
+                "llll",
+            )
+        )
+    e = res.evidence
+    if not e.empty:
+        rows = [
+            [
+                r.prediction,
+                r.role,
+                r.metric,
+                f"{r.n_a}/{r.n_b}",
+                interval(r.effect, r.ci_low, r.ci_high),
+                num(r.threshold),
+                pvalue(r.p_holm),
+                r.outcome,
+            ]
+            for r in e.itertuples()
+        ]
+        parts.append(
+            latex(
+                [
+                    "prediction",
+                    "role",
+                    "metric",
+                    "n a/b",
+                    "effect [CI]",
+                    "threshold",
+                    "p (Holm)",
+                    "outcome",
+                ],
+                rows,
+                "Evidence per prediction test (effect oriented: positive = predicted).",
+                "tab:evidence",
+                "lllrrrrl",
+            )
+        )
+    for i, (ds, task, head, rows) in enumerate(arm_tables(res)):
+        parts.append(
+            latex(
+                head,
+                rows,
+                f"{ds} / {task}: {_task_note(res, ds, task)}. Mean "
+                f"[{res.confidence:.0%} CI] over seeds.",
+                f"tab:arms{i}",
+            )
+        )
+    c = res.comparisons
+    if not c.empty:
+        rows = [
+            [
+                r.task,
+                r.metric,
+                str(r.label_a),
+                str(r.label_b),
+                str(r.n),
+                interval(r.diff, r.ci_low, r.ci_high),
+                pvalue(r.p),
+                pvalue(r.p_holm),
+            ]
+            for r in c.itertuples()
+        ]
+        parts.append(
+            latex(
+                ["task", "metric", "a", "b", "n", "diff [CI]", "p", "p (Holm)"],
+                rows,
+                "Default comparisons (diff > 0: b better).",
+                "tab:comparisons",
+                "llllrrrr",
+            )
+        )
+    return "\n\n".join(parts) + "\n"
