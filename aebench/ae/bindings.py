@@ -131,8 +131,15 @@ class AdamBinding(Binding):
             d = torch._foreach_add(torch._foreach_abs(grads), eps)
         else:
             beta2 = float(group["betas"][1])
-            bcs = [1.0 - beta2 ** float(st["step"]) if float(st["step"]) > 0 else 1.0
-                   for st in states]
+            steps = [float(st["step"]) for st in states]
+            if len(set(steps)) == 1:  # the usual case: one flat pass, two transient buffers
+                bc = 1.0 - beta2 ** steps[0] if steps[0] > 0 else 1.0
+                d = torch.cat([st["exp_avg_sq"].reshape(-1) for st in states])
+                d.div_(bc).sqrt_().add_(eps)
+                g = torch.cat([x.reshape(-1) for x in grads])
+                w = g / d
+                return torch.stack([torch.dot(w, w), torch.dot(w, g)]).double().cpu()
+            bcs = [1.0 - beta2**t if t > 0 else 1.0 for t in steps]
             d = torch._foreach_div([st["exp_avg_sq"] for st in states], bcs)
             torch._foreach_sqrt_(d)
             torch._foreach_add_(d, eps)

@@ -88,3 +88,29 @@ def test_param_groups_are_suffixed():
     w1.grad, w2.grad = torch.ones(3), torch.ones(3)
     row = ctl.before_step(torch.tensor(1.0))
     assert row["lr"] == 0.1 and row["lr/pg1"] == 0.01 and "rho/pg1" in row
+
+
+@pytest.mark.parametrize("unequal_steps", [False, True])
+def test_adam_preconditioner_statistics_match_their_definition(unequal_steps):
+    from aebench.ae.bindings import AdamBinding
+
+    torch.manual_seed(0)
+    ps = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(7))]
+    opt = torch.optim.AdamW(ps, lr=1e-2)
+    for _ in range(3):
+        for p in ps:
+            p.grad = torch.randn_like(p)
+        opt.step()
+    if unequal_steps:  # e.g. a parameter that joined later: the per-tensor path
+        opt.state[ps[1]]["step"] = torch.tensor(1.0)
+    for p in ps:
+        p.grad = torch.randn_like(p)
+    got = AdamBinding().precond(opt, opt.param_groups[0], ps, [p.grad for p in ps])
+    sq = gpg = 0.0
+    for p in ps:
+        st = opt.state[p]
+        bc = 1 - 0.999 ** float(st["step"])
+        u = (p.grad / ((st["exp_avg_sq"] / bc).sqrt() + 1e-8)).double()
+        sq += float((u * u).sum())
+        gpg += float((u * p.grad.double()).sum())
+    assert got.tolist() == pytest.approx([sq, gpg], rel=1e-5)
