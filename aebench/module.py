@@ -38,6 +38,8 @@ class TaskModule(L.LightningModule):
         self.loss_scale = task.loss_scale
         #: the scaled training loss of the current step, detached (read by callbacks)
         self.last_loss: torch.Tensor = torch.tensor(float("nan"))
+        #: the task's reward of the current step (AE-1's R), None for tasks without one
+        self.last_reward: torch.Tensor | None = None
         #: the run's curves; callbacks add columns with ``curves.log(step, **values)``
         self.curves = CurveBuffer(first_columns=("train_loss", f"val_{task.metric_name}"))
 
@@ -50,6 +52,9 @@ class TaskModule(L.LightningModule):
         optimizer = self.optimizers()
         loss = self.task.loss(self.model, batch) * self.loss_scale
         self.last_loss = loss.detach()
+        reward = self.task.reward()
+        if reward is not None:
+            self.last_reward = torch.tensor(float(reward))
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         optimizer.step()

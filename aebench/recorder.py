@@ -157,6 +157,9 @@ class RunRecorder(L.Callback):
             phase = self.task.drift_phase(step)
             if phase is not None:
                 pl_module.curves.log(step, drift_phase=phase)
+            extra = self.task.train_log()
+            if extra:
+                pl_module.curves.log(step, **extra)
         if diverged:
             self.status = "diverged"
             self.incidents.divergence = 1

@@ -66,6 +66,16 @@ class Task(ABC):
         """The drift phase active at ``step`` for drifting tasks; ``None`` for stationary ones."""
         return None
 
+    def reward(self) -> float | None:
+        """The reward of the latest training step, fed to AE-1's R (e.g. the return of the
+        episodes behind it); ``None`` for tasks without one. Read right after :meth:`loss`."""
+        return None
+
+    def train_log(self) -> dict[str, float]:
+        """Extra curve columns at the current step (e.g. a rolling training accuracy or the
+        unscaled episodic return), logged at the curve cadence; none by default."""
+        return {}
+
 
 def cycle_batches(
     tensors: tuple[torch.Tensor, ...], batch_size: int, order: torch.Generator

@@ -160,3 +160,19 @@ def test_every_schedule_runs_its_budget(schedule: str, tmp_path: Path) -> None:
     lrs = [float(r["lr"]) for r in read_curves(tmp_path / "curves.csv")]
     assert len(lrs) == 9
     assert (len(set(lrs)) == 1) == (schedule == "constant")
+
+
+def test_task_reward_reaches_ae_and_task_columns_reach_the_curves(tmp_path: Path) -> None:
+    overrides = [
+        "task=regression",
+        "scale=smoke",
+        "ae=on",
+        "ae.log_every=1",
+        "task._target_=tests.rewarding_task.RewardingRegression",
+    ]
+    _, data = run_in_process(overrides, tmp_path, reraise=True)
+    assert data["status"] == "completed"
+    rows = read_curves(tmp_path / "curves.csv")
+    rewards = [float(r["train_reward"]) for r in rows if r.get("train_reward")]
+    assert rewards and all(r < 0 for r in rewards)
+    assert any(float(r["R"]) != 0.0 for r in rows if r.get("R"))  # AE-1's R is fed
