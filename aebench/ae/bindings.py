@@ -213,7 +213,10 @@ def add_parameter_noise(params: list[torch.Tensor], sigma: float, rms_floor: flo
     """``p += sigma * max(RMS(p), rms_floor) * N(0, I)`` for each p (see module docstring)."""
     if sigma <= 0.0 or not math.isfinite(sigma):
         return
-    for p in params:
-        scale = p.detach().float().pow(2).mean().sqrt().clamp_min(rms_floor) * sigma
-        noise = torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
-        p.add_(noise.mul_(scale.to(p.dtype)))
+    norms = torch.stack(torch._foreach_norm([p.detach() for p in params])).float().cpu().tolist()
+    scales = [sigma * max(n / math.sqrt(max(p.numel(), 1)), rms_floor)
+              for n, p in zip(norms, params, strict=True)]
+    noise = [torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+             for p in params]
+    torch._foreach_mul_(noise, scales)
+    torch._foreach_add_(params, noise)
