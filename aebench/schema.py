@@ -73,6 +73,67 @@ class RosenbrockTaskConfig(TaskConfig):
     grad_noise: float = 0.0
 
 
+@dataclass
+class QuadraticDelayTaskConfig(TaskConfig):
+    dim: int = 50
+    condition: float = 1000.0
+    delay: int = 4
+    rotate: bool = True
+    start_distance: float = 10.0
+    grad_noise: float = 0.0
+
+
+@dataclass
+class PlateauTaskConfig(TaskConfig):
+    in_dim: int = 16
+    hidden: int = 32
+    teacher_hidden: int = 32
+    teacher_gain: float = 4.0
+    noise: float = 0.05
+    n_train: int = 4096
+    n_val: int = 2048
+    init_offset: float = 10.0
+    exit_fraction: float = 0.5
+
+
+@dataclass
+class RewardPhaseConfig:
+    """One drift phase of an RL task: the agent sees ``scale * r + shift``."""
+
+    scale: float = 1.0
+    shift: float = 0.0
+
+
+@dataclass
+class EpisodesPerScaleConfig:
+    """A count of episodes at each scale (like :class:`BudgetConfig` for steps)."""
+
+    smoke: int = MISSING
+    cpu: int = MISSING
+    paper: int = MISSING
+
+
+@dataclass
+class RewardDriftConfig:
+    every_episodes: EpisodesPerScaleConfig = field(default_factory=EpisodesPerScaleConfig)
+    phases: list[RewardPhaseConfig] = field(default_factory=lambda: [RewardPhaseConfig()])
+
+
+@dataclass
+class CartPoleDriftTaskConfig(TaskConfig):
+    #: the scale name, which picks ``drift.every_episodes.<scale>``
+    run_scale: str = "${scale.name}"
+    env_id: str = "CartPole-v1"
+    hidden: int = 64
+    gamma: float = 0.99
+    value_scale: float = 100.0
+    vf_coef: float = 0.5
+    ent_coef: float = 0.0
+    eval_episodes: int = 10
+    eval_policy: str = "greedy"
+    drift: RewardDriftConfig = field(default_factory=RewardDriftConfig)
+
+
 # ---------------------------------------------------------------- optimizer
 @dataclass
 class SGDConfig:
@@ -216,7 +277,13 @@ class Config:
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
-    "task": {"regression": RegressionTaskConfig, "rosenbrock": RosenbrockTaskConfig},
+    "task": {
+        "regression": RegressionTaskConfig,
+        "rosenbrock": RosenbrockTaskConfig,
+        "quadratic_delay": QuadraticDelayTaskConfig,
+        "plateau": PlateauTaskConfig,
+        "cartpole_drift": CartPoleDriftTaskConfig,
+    },
     "optimizer": {"sgd": SGDConfig, "adam": AdamConfig, "adafactor": AdafactorConfig},
     "schedule": {
         "constant": ConstantScheduleConfig,

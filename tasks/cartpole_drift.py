@@ -1,0 +1,282 @@
+"""CartPole with reward drift (protocol experiment 6): REINFORCE with a learned baseline.
+
+Environment. Gymnasium's ``CartPole-v1`` (``env_id``): +1 reward per step, at most 500 steps, so
+the unscaled episodic return lies in [1, 500] (solved at 475). Every episode resets its
+environment with its own seed: training seeds from the run's ``order`` stream, evaluation seeds
+from the ``data`` stream (drawn once, the same episodes at every evaluation).
+
+Algorithm (REINFORCE with a learned baseline, cleanrl-style, all in this file). One optimizer
+step = ``batch_size`` complete episodes (E) run with the current policy:
+
+1. :meth:`train_batches` yields, per step, the E environment seeds (a tensor: cheap, and fixed by
+   the seed alone). Lightning may fetch a batch before the previous step has run, so the
+   rollout must not happen there: it would use a policy one step old.
+2. :meth:`loss` rolls the E episodes out in lockstep (one batched policy forward per time step
+   over the episodes still running) under ``no_grad``, sampling actions from the ``noise``
+   stream; the rewards the agent sees are ``scale * r + shift`` of the active drift phase.
+3. It computes the discounted returns-to-go G_t (``gamma``; the 500-step time limit ends the
+   return without bootstrapping, as in cleanrl's REINFORCE), recomputes the log-probabilities
+   and values of all visited states in one batched forward with gradients, and returns
+
+       loss = -mean_t[log pi(a_t|s_t) (G_t - V(s_t))]          (policy gradient, baseline V)
+              + vf_coef * mean_t[(V(s_t) - G_t)^2] / value_scale^2      (baseline regression)
+              - ent_coef * mean_t[entropy(pi(.|s_t))]
+
+   averaged over every time step of the E episodes. The critic's output is multiplied by the
+   fixed ``value_scale`` (~1 / (1 - gamma), the size of a return) so a small-init network can
+   reach the returns; the value loss is measured in those units. Advantages are **not**
+   normalised and nothing adapts to the reward scale: a drift x c multiplies the policy
+   gradient by c, which is the disturbance the experiment puts in front of AE's gauge law.
+
+Model: separate actor and critic MLPs (obs -> hidden -> hidden -> actions / 1, tanh), one module
+so that one optimizer trains both; the critic's last layer starts at zero (V = 0).
+
+Drift. The rewards follow a list of phases ``drift.phases`` = [{scale, shift}, ...]; the phase
+moves on every ``drift.every_episodes`` training episodes (per scale: ``smoke``, ``cpu``,
+``paper``, picked by ``run_scale``) and cycles through the list. ``every_episodes`` must be a
+multiple of E so that the episodes of one step share a phase. :meth:`drift_phase` returns the
+running number of the phase (0, 1, 2, ...; the reward transform is
+``phases[number % len(phases)]``), ``None`` when the list has one entry (no drift). The phase
+at step s is that of the episodes behind step s.
+
+AE's reward (:meth:`reward`): the mean episodic return *as the agent sees it* (sum of the
+transformed rewards) over the step's E episodes. That is the reward signal of the learning
+system: AE's R sees the jump at a rescale like the gradient does. ``train_log`` records the
+unscaled return beside it, so the analysis never confuses the two:
+
+``return_unscaled``  mean episodic return of the step's episodes in CartPole's own reward
+``return_seen``      the same episodes' mean return under the drifted reward (AE's R input)
+``reward_scale``     c of the active phase;  ``reward_shift``: b of the active phase
+``episodes``         training episodes so far (E per optimizer step)
+
+Metric: :meth:`evaluate` is the mean unscaled return over ``eval_episodes`` evaluation episodes
+(seeded, so deterministic given the run seed and the weights) of the greedy policy (argmax;
+``eval_policy: sample`` samples from a generator re-seeded at every evaluation). Higher is
+better; the target (475) is CartPole's "solved" level.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from aebench.task import ConfigError, Task
+
+SCALES = ("smoke", "cpu", "paper")
+EVAL_POLICIES = ("greedy", "sample")
+
+
+def tanh_mlp(sizes: Sequence[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-2], sizes[1:-1], strict=True):
+        layers += [nn.Linear(a, b), nn.Tanh()]
+    layers.append(nn.Linear(sizes[-2], sizes[-1]))
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int) -> None:
+        super().__init__()
+        self.actor = tanh_mlp([obs_dim, hidden, hidden, n_actions])
+        self.critic = tanh_mlp([obs_dim, hidden, hidden, 1])
+        # V = 0 at the start: the first loss is then the plain REINFORCE loss of returns > 0,
+        # a stable reference for the divergence rule (aebench.recorder), not a random offset
+        nn.init.zeros_(self.critic[-1].weight)
+        nn.init.zeros_(self.critic[-1].bias)
+
+
+def discounted_returns(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Returns-to-go G_t = sum_{u >= t} gamma^(u-t) r_u of one episode."""
+    out = np.empty(rewards.shape[0], dtype=np.float64)
+    running = 0.0
+    for t, r in zip(range(rewards.shape[0] - 1, -1, -1), rewards.tolist()[::-1], strict=True):
+        running = r + gamma * running
+        out[t] = running
+    return torch.from_numpy(out).float()
+
+
+class CartPoleDriftTask(Task):
+    metric_name = "return"
+    metric_mode = "max"
+    #: CartPole-v1 itself, the environment the protocol names (no stand-in, nothing to download)
+    data_source = "real"
+
+    def __init__(
+        self,
+        seed: int,
+        batch_size: int = 8,
+        loss_scale: float = 1.0,
+        run_scale: str = "cpu",
+        env_id: str = "CartPole-v1",
+        hidden: int = 64,
+        gamma: float = 0.99,
+        value_scale: float = 100.0,
+        vf_coef: float = 0.5,
+        ent_coef: float = 0.0,
+        eval_episodes: int = 10,
+        eval_policy: str = "greedy",
+        drift: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(seed, batch_size, loss_scale)
+        if run_scale not in SCALES:
+            raise ConfigError(f"task.run_scale={run_scale}: must be one of {', '.join(SCALES)}")
+        if eval_policy not in EVAL_POLICIES:
+            raise ConfigError(
+                f"task.eval_policy={eval_policy}: must be one of {', '.join(EVAL_POLICIES)}"
+            )
+        if not 0 <= gamma <= 1:
+            raise ConfigError(f"task.gamma={gamma}: must be in [0, 1]")
+        for key, value in (("hidden", hidden), ("eval_episodes", eval_episodes)):
+            if value < 1:
+                raise ConfigError(f"task.{key}={value}: must be a positive integer")
+        if not value_scale > 0:
+            raise ConfigError(f"task.value_scale={value_scale}: must be a positive number")
+        if batch_size < 1:
+            raise ConfigError(f"task.batch_size={batch_size}: must be a positive integer")
+        if drift is None:  # no drift: one phase with the environment's own reward
+            drift = {"every_episodes": {run_scale: batch_size}, "phases": [{}]}
+        every = int(drift["every_episodes"][run_scale])
+        if every < 1 or every % batch_size:
+            raise ConfigError(
+                f"task.drift.every_episodes.{run_scale}={every}: must be a positive multiple of "
+                f"task.batch_size={batch_size} (episodes per step)"
+            )
+        phases = [(float(p.get("scale", 1.0)), float(p.get("shift", 0.0))) for p in drift["phases"]]
+        if not phases:
+            raise ConfigError("task.drift.phases=[]: give at least one phase")
+        for i, (c, b) in enumerate(phases):
+            if not (math.isfinite(c) and c > 0 and math.isfinite(b)):
+                raise ConfigError(
+                    f"task.drift.phases[{i}]={{scale: {c}, shift: {b}}}: scale must be a "
+                    "positive number and shift finite"
+                )
+        self.env_id, self.hidden, self.gamma = env_id, hidden, gamma
+        self.value_scale, self.vf_coef, self.ent_coef = value_scale, vf_coef, ent_coef
+        self.eval_policy = eval_policy
+        self.every_episodes, self.phases = every, phases
+        try:
+            probe = gym.make(env_id)
+        except gym.error.Error as err:
+            raise ConfigError(
+                f"task.env_id={env_id}: not a gymnasium environment ({err})"
+            ) from None
+        if not isinstance(probe.action_space, gym.spaces.Discrete):
+            raise ConfigError(f"task.env_id={env_id}: needs a discrete action space")
+        self.obs_dim = int(np.prod(probe.observation_space.shape))
+        self.n_actions = int(probe.action_space.n)
+        self.envs: list[gym.Env] = [probe]
+        self.eval_seeds = torch.randint(0, 2**31 - 1, (eval_episodes,), generator=self.rng("data"))
+        self.action_gen = self.rng("noise")
+        self.episodes = 0
+        self.last: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ drift
+    def phase_number(self, episode: int) -> int:
+        return episode // self.every_episodes
+
+    def reward_transform(self, episode: int) -> tuple[float, float]:
+        """``(scale, shift)`` of the phase that training episode ``episode`` (0-based) is in."""
+        return self.phases[self.phase_number(episode) % len(self.phases)]
+
+    def drift_phase(self, step: int) -> int | None:
+        if len(self.phases) == 1:
+            return None
+        # the episodes behind step s (1-based) are (s-1)E ... sE-1; step 0 is before training
+        return self.phase_number(max(step - 1, 0) * self.batch_size)
+
+    # ------------------------------------------------------------------ rollouts
+    def _env_pool(self, n: int) -> list[gym.Env]:
+        while len(self.envs) < n:
+            self.envs.append(gym.make(self.env_id))
+        return self.envs[:n]
+
+    @torch.no_grad()
+    def rollout(
+        self, model: ActorCritic, seeds: torch.Tensor, gen: torch.Generator | None
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Run one episode per seed in lockstep; ``gen`` samples actions, ``None`` is greedy.
+
+        Returns, per episode, its observations (T x obs_dim), actions (T) and rewards (T) in the
+        environment's own (unscaled) reward.
+        """
+        envs = self._env_pool(len(seeds))
+        obs = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=False)]
+        trajectories: list[tuple[list, list, list]] = [([], [], []) for _ in envs]
+        running = list(range(len(envs)))
+        while running:
+            batch = torch.as_tensor(np.stack([obs[i] for i in running]), dtype=torch.float32)
+            logits = model.actor(batch)
+            if gen is None:
+                actions = logits.argmax(-1)
+            else:
+                actions = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)[:, 0]
+            still = []
+            for j, i in enumerate(running):
+                a = int(actions[j])
+                trajectories[i][0].append(obs[i])
+                trajectories[i][1].append(a)
+                obs[i], r, terminated, truncated, _ = envs[i].step(a)
+                trajectories[i][2].append(float(r))
+                if not (terminated or truncated):
+                    still.append(i)
+            running = still
+        return [
+            (
+                torch.as_tensor(np.stack(o), dtype=torch.float32),
+                torch.tensor(a, dtype=torch.int64),
+                torch.tensor(r, dtype=torch.float32),
+            )
+            for o, a, r in trajectories
+        ]
+
+    # ------------------------------------------------------------------ the Task interface
+    def build_model(self) -> nn.Module:
+        self.episodes, self.last = 0, {}
+        return ActorCritic(self.obs_dim, self.n_actions, self.hidden)
+
+    def train_batches(self) -> Iterator[torch.Tensor]:
+        g = self.rng("order")
+        while True:
+            yield torch.randint(0, 2**31 - 1, (self.batch_size,), generator=g)
+
+    def loss(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.reward_transform(self.episodes)
+        episodes = self.rollout(model, batch, self.action_gen)
+        self.episodes += len(episodes)
+        obs = torch.cat([o for o, _, _ in episodes])
+        actions = torch.cat([a for _, a, _ in episodes])
+        seen = [scale * r + shift for _, _, r in episodes]
+        returns = torch.cat([discounted_returns(r, self.gamma) for r in seen])
+
+        logp_all = torch.log_softmax(model.actor(obs), -1)
+        logp = logp_all.gather(1, actions[:, None])[:, 0]
+        value = model.critic(obs)[:, 0] * self.value_scale
+        advantage = (returns - value).detach()
+        policy_loss = -(logp * advantage).mean()
+        value_loss = ((value - returns) / self.value_scale).pow(2).mean()
+        entropy = -(logp_all.exp() * logp_all).sum(-1).mean()
+        self.last = {
+            "return_unscaled": float(np.mean([float(r.sum()) for _, _, r in episodes])),
+            "return_seen": float(np.mean([float(r.sum()) for r in seen])),
+            "reward_scale": scale,
+            "reward_shift": shift,
+            "episodes": float(self.episodes),
+        }
+        return policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy
+
+    def reward(self) -> float | None:
+        return self.last.get("return_seen")
+
+    def train_log(self) -> dict[str, float]:
+        return dict(self.last)
+
+    def evaluate(self, model: nn.Module) -> float:
+        gen = None if self.eval_policy == "greedy" else self.rng("noise/eval")
+        episodes = self.rollout(model, self.eval_seeds, gen)
+        return float(np.mean([float(r.sum()) for _, _, r in episodes]))
