@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.curves import read_curves
+from analysis.curves import read_many
 from analysis.metrics import Traces, curve_metrics, record_metrics
 from analysis.runs import NOT_IN_ARM, RECORD_COLUMNS, Problem, iter_runs
 
@@ -87,6 +87,30 @@ def _split_arms_by_source(
                 overrides[new] = overrides[arm]
 
 
+def _add_curve_metrics(
+    rows: list[dict], traces: dict[int, Traces], problems: list[Problem]
+) -> None:
+    """Read the ``curves.csv`` of every run with a record (batched, see
+    :func:`analysis.curves.read_many`) and add its metrics to its row."""
+    present: list[tuple[dict, Path]] = []
+    for row in rows:
+        if row["status"] == "partial" or not row.get("path"):
+            continue
+        path = Path(row["path"]) / "curves.csv"
+        if path.is_file():
+            present.append((row, path))
+        else:
+            problems.append(Problem(str(path.parent), "curves", "no curves.csv"))
+    for i, result in read_many([p for _, p in present]):
+        row, path = present[i]
+        if isinstance(result, Exception):
+            problems.append(Problem(str(path), "curves", f"unreadable: {result}"))
+            continue
+        metrics, trace = curve_metrics(result, row.get("metric"))
+        row.update(metrics)
+        traces[row["run"]] = trace
+
+
 def load_runs(paths: Iterable[str | Path], curves: bool = True) -> RunSet:
     """Read every run under ``paths`` (see :func:`analysis.runs.find_runs`); with ``curves``,
     also each ``curves.csv`` (a missing or unreadable one is a problem line, not an error)."""
@@ -112,19 +136,8 @@ def load_runs(paths: Iterable[str | Path], curves: bool = True) -> RunSet:
             arm_overrides.setdefault(row["arm"], [str(o) for o in overrides])
         row["data_source"] = row.get("data_source") or "unknown"
         row.update(record_metrics(row))
-        if not curves or row["status"] == "partial":
-            continue
-        path = Path(row["path"]) / "curves.csv"
-        if not path.is_file():
-            problems.append(Problem(str(path.parent), "curves", "no curves.csv"))
-            continue
-        try:
-            metrics, trace = curve_metrics(read_curves(path), row.get("metric"))
-        except (OSError, ValueError) as err:
-            problems.append(Problem(str(path), "curves", f"unreadable: {err}"))
-            continue
-        row.update(metrics)
-        traces[run_id] = trace
+    if curves:
+        _add_curve_metrics(rows, traces, problems)
     table = pd.DataFrame(rows)
     for col in [*RECORD_COLUMNS, "run"]:
         if col not in table.columns:

@@ -143,7 +143,7 @@ def learning_curves(runset: RunSet, runs: pd.DataFrame, out: Path) -> list[Path]
             ax_v.legend(fontsize=7, loc="best")
             suffix = f" (page {page})" if len(arms) > ARMS_PER_PAGE else ""
             fig.suptitle(f"{task} [{ds}]: learning curves, mean and 95% CI over seeds{suffix}")
-            fig.tight_layout()
+            fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.88, wspace=0.22)
             name = f"curves_{slug(ds)}_{slug(task)}" + (f"_p{page}" if page > 1 else "") + ".png"
             fig.savefig(out / name, dpi=100)
             plt.close(fig)
@@ -190,8 +190,8 @@ def coefficient_trajectories(runset: RunSet, runs: pd.DataFrame, out: Path) -> l
                     if arm in per_arm:
                         frame = band(*per_arm[arm], log=log)
                         _plot_band(ax, frame, colors(i), str(labels[arm]))
-                if log:
-                    ax.set_yscale("log")
+                if log and _positive_wide(finite):
+                    ax.set_yscale("log")  # else linear: a log axis inside one decade is unreadable
                 ax.set_title(f"1 - {name}" if beta else name, fontsize=10)
                 ax.set_xlabel("step")
                 ax.grid(alpha=0.3)
@@ -203,7 +203,15 @@ def coefficient_trajectories(runset: RunSet, runs: pd.DataFrame, out: Path) -> l
             fig.suptitle(
                 f"{task} [{ds}]: coefficient trajectories, geometric mean and 95% CI{suffix}"
             )
-            fig.tight_layout(rect=(0, 0.06 + 0.02 * math.ceil(len(names) / 4), 1, 1))
+            legend_rows = math.ceil(len(names) / 4)
+            fig.subplots_adjust(
+                left=0.08,
+                right=0.98,
+                top=1 - 0.5 / (3.2 * rows),
+                bottom=(0.45 + 0.15 * legend_rows) / (3.2 * rows),
+                hspace=0.45,
+                wspace=0.3,
+            )
             name = f"coefficients_{slug(ds)}_{slug(task)}" + (f"_p{page}" if page > 1 else "")
             fig.savefig(out / f"{name}.png", dpi=100)
             plt.close(fig)

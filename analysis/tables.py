@@ -134,6 +134,7 @@ def compare_arms(
         seeds_b,
         higher_is_better=higher_is_better,
         confidence=confidence,
+        wilcoxon=False,
     )
     return comp, "; ".join(notes)
 
@@ -142,7 +143,8 @@ def comparisons_table(
     table: pd.DataFrame, pairs: pd.DataFrame, confidence: float = 0.95
 ) -> pd.DataFrame:
     """Every pair of ``pairs`` on every metric both arms have; ``p_holm`` over all rows."""
-    runs = analysed(table)
+    keep = ["data_source", "task", "arm", "label", "seed", "mode", "ttt", *COMPARE_METRICS]
+    runs = analysed(table)[[c for c in keep if c in table.columns]]
     by_arm = {arm: g for arm, g in runs.groupby("arm", sort=False)}
     rows = []
     for _, pair in pairs.iterrows():

@@ -130,13 +130,26 @@ def _show(value: Any) -> str:
     return str(n[1]).lower() if n[0] == "bool" else str(n[1])
 
 
+def _map_cached(values: pd.Series, fn) -> list:  # noqa: ANN001
+    """``[fn(v) for v in values]`` computed once per distinct value (NaN values share one)."""
+    cache: dict = {}
+    out = []
+    for v in values.tolist():
+        key = (type(v), v) if v == v else None  # NaN != NaN
+        if key not in cache:
+            cache[key] = fn(v)
+        out.append(cache[key])
+    return out
+
+
 def select(runset: RunSet, table: pd.DataFrame, flt: dict[str, tuple]) -> pd.Series:
     """Boolean mask of the rows of ``table`` matching every field of ``flt``."""
-    mask = pd.Series(True, index=table.index)
+    mask = np.ones(len(table), bool)
     for name, allowed in flt.items():
         ok = {_norm(a) for a in allowed}
-        mask &= field_values(runset, table, name).map(lambda v, ok=ok: _norm(v) in ok)
-    return mask
+        values = field_values(runset, table, name)
+        mask &= np.array(_map_cached(values, lambda v, ok=ok: _norm(v) in ok), bool)
+    return pd.Series(mask, index=table.index)
 
 
 def describe(flt: dict[str, tuple]) -> str:
@@ -145,13 +158,13 @@ def describe(flt: dict[str, tuple]) -> str:
 
 def _keys(runset: RunSet, table: pd.DataFrame, fields: tuple[str, ...]) -> pd.Series:
     """One string per row naming its values of ``fields`` (a stratum or a pairing unit)."""
-    parts = [field_values(runset, table, f).map(lambda v, f=f: f"{f}={_show(v)}") for f in fields]
+    parts = [
+        _map_cached(field_values(runset, table, f), lambda v, f=f: f"{f}={_show(v)}")
+        for f in fields
+    ]
     if not parts:
         return pd.Series("", index=table.index)
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + " " + p
-    return out
+    return pd.Series([" ".join(p) for p in zip(*parts, strict=True)], index=table.index)
 
 
 # --------------------------------------------------------------------------- effects
@@ -237,6 +250,7 @@ def compare_values(
         higher_is_better=direction == "increase",
         confidence=level,
         min_pairs=min_n,
+        wilcoxon=False,
     )
     ev.test, ev.n_dropped, ev.ci_level = comp.test, comp.n_dropped, level
     ev.n_a, ev.n_b, ev.n_pairs = comp.n_a, comp.n_b, comp.n_pairs
@@ -264,12 +278,15 @@ def compare_values(
             ev.reason = "relative effect undefined: mean of arm a is not positive"
 
 
-def _censored_note(metric: str, runs: pd.DataFrame) -> str | None:
-    """Why a censored metric says nothing here (every run censored), or None."""
-    if metric == "time_to_target" and runs["ttt"].isna().all():
+def _censored_note(metric: str, a: pd.DataFrame, b: pd.DataFrame) -> str | None:
+    """Why a censored metric says nothing here (every run of both arms censored), or None."""
+    if metric == "time_to_target" and a["ttt"].isna().all() and b["ttt"].isna().all():
         return "no run reached the target within its budget"
-    if metric == "recovery" and "recovery_censored" in runs.columns:
-        c, s = runs["recovery_censored"].to_numpy(float), runs["switches"].to_numpy(float)
+    if metric == "recovery" and "recovery_censored" in a.columns:
+        c = np.concatenate(
+            [a["recovery_censored"].to_numpy(float), b["recovery_censored"].to_numpy(float)]
+        )
+        s = np.concatenate([a["switches"].to_numpy(float), b["switches"].to_numpy(float)])
         if np.all(np.isnan(c) | (c >= s)):
             return "no run recovered from any drift switch"
     return None
@@ -394,7 +411,8 @@ def _stratum_compare(
     pred = ctx.pred
     out: list[Evidence] = []
     mode = b["mode"].dropna().iloc[0] if b["mode"].notna().any() else None
-    budgets = pd.concat([a["budget"], b["budget"]]).dropna().unique()
+    budgets = np.unique(np.concatenate([a["budget"].to_numpy(float), b["budget"].to_numpy(float)]))
+    budgets = budgets[np.isfinite(budgets)]
     keys_a, keys_b = _keys(ctx.runset, a, pred.pair_on), _keys(ctx.runset, b, pred.pair_on)
     problem = ""
     if len(budgets) > 1:
@@ -421,7 +439,7 @@ def _stratum_compare(
                 ev.reason = f"{item.metric}: the task's metric mode is unknown"
                 continue
             ev.direction = direction
-            censored = _censored_note(item.metric, pd.concat([a, b]))
+            censored = _censored_note(item.metric, a, b)
             if censored and role == "test":
                 ev.reason = censored
                 continue
@@ -569,13 +587,24 @@ def _strata(ctx: Context, runs: pd.DataFrame) -> list[tuple[str, str, pd.Index]]
     return out
 
 
+def _narrow(table: pd.DataFrame, pred: Prediction) -> pd.DataFrame:
+    """Only the columns the prediction reads (the runs table is wide: copies of strata of a
+    10,000-run table would otherwise dominate the time)."""
+    fields = [*pred.runs, *pred.a, *pred.b, *pred.strata, *pred.pair_on, pred.rank_by]
+    fields += [t.metric for t in pred.tests] + [g.metric for g in pred.guards]
+    fields += [*pred.x, *pred.y, "arm", "label", "data_source", "mode", "budget", "ttt"]
+    fields += ["recovery_censored", "switches", "status"]
+    keep = [c for c in dict.fromkeys(fields) if c in table.columns]
+    return table[keep]
+
+
 def evaluate_prediction(
     pred: Prediction, runset: RunSet, n_boot: int = 2000, seed: int = 0
 ) -> tuple[list[Evidence], list[str]]:
     """Evidence for one prediction (Holm and outcomes not yet applied) and, when it could not
     be evaluated anywhere, the reason (with the sweep to run)."""
     ctx = Context(pred, runset, n_boot, seed)
-    table = analysed(runset.table)
+    table = _narrow(analysed(runset.table), pred)
     base = table[select(runset, table, pred.runs)]
     run_hint = f"run: {pred.sweep}"
     if base.empty:

@@ -69,3 +69,22 @@ def test_labels_show_overrides_and_problems_group_task_overrides(tmp_path: Path)
     assert set(arms["method"]) == {"adamw constant AE", "adamw constant off"}
     assert set(arms["problem"]) == {"regression[loss_scale=0.1]", "regression[loss_scale=10]"}
     assert len(partners(arms)) == 2  # each AE arm with the off arm of its own loss scale
+
+
+def test_batched_curves_equal_file_by_file_reading(tmp_path: Path) -> None:
+    import numpy as np
+
+    from analysis.curves import read_curves, read_many
+
+    folders = [write_run(tmp_path, seed=s, ae=bool(s % 2)) for s in range(6)]  # two headers
+    (folders[2] / "curves.csv").write_text("step,train_loss\n0,1.0\n1,oops\n")
+    (folders[4] / "curves.csv").write_text("")
+    paths = [f / "curves.csv" for f in folders]
+    got = dict(read_many(paths))
+    assert sorted(got) == list(range(6))
+    assert isinstance(got[2], ValueError) and isinstance(got[4], ValueError)
+    for i in (0, 1, 3, 5):
+        one = read_curves(paths[i])
+        assert got[i].names() == one.names()
+        for name in one.names():
+            assert np.array_equal(got[i].columns[name], one.columns[name], equal_nan=True)

@@ -273,3 +273,10 @@ def test_stratified_bootstrap_rejects_non_finite_and_empty() -> None:
         stratified_bootstrap_iqm({"a": [0.1, float("nan")]})
     with pytest.raises(ValueError, match="no runs"):
         stratified_bootstrap_iqm({"a": [0.1], "b": []})
+
+
+def test_paired_comparison_can_skip_the_wilcoxon_test() -> None:
+    full = paired_comparison(A, B, SEEDS, SEEDS, higher_is_better=True)
+    fast = paired_comparison(A, B, SEEDS, SEEDS, higher_is_better=True, wilcoxon=False)
+    assert math.isnan(fast.p_wilcoxon) and not math.isnan(full.p_wilcoxon)
+    assert (fast.diff, fast.ci_low, fast.p) == (full.diff, full.ci_low, full.p)
