@@ -106,7 +106,9 @@ def _add_curve_metrics(
         if isinstance(result, Exception):
             problems.append(Problem(str(path), "curves", f"unreadable: {result}"))
             continue
-        metrics, trace = curve_metrics(result, row.get("metric"))
+        budget = row.get("budget")
+        budget = float(budget) if isinstance(budget, int | float) else float("nan")
+        metrics, trace = curve_metrics(result, row.get("metric"), budget)
         row.update(metrics)
         traces[row["run"]] = trace
 
@@ -142,10 +144,11 @@ def load_runs(paths: Iterable[str | Path], curves: bool = True) -> RunSet:
     for col in [*RECORD_COLUMNS, "run"]:
         if col not in table.columns:
             table[col] = pd.Series(dtype=object)
-    if "drifts" in table.columns:
-        table["drifts"] = table["drifts"].map(lambda v: bool(v) if v == v else False)
-    else:
-        table["drifts"] = False
+    for flag in ("drifts", "plateau_exited"):
+        if flag in table.columns:
+            table[flag] = table[flag].map(lambda v: bool(v) if v == v else False)
+        elif flag == "drifts":
+            table[flag] = False
     for col in ("final", "best", "auc", "wall_s", "budget", "steps", "target_step", "lr"):
         table[col] = pd.to_numeric(table[col], errors="coerce")
     _split_arms_by_source(table, arm_configs, arm_overrides)

@@ -37,7 +37,8 @@ choices where the theory or the protocol leaves room):
 
 ``recovery`` (where the curves have a ``drift_phase`` column that changes)
     For each switch (the first logged row of a new phase), the steps until the smoothed training
-    loss is back within 5% of its level before the switch: the level is the mean of ``x`` (as
+    loss (for RL tasks the unscaled return, :data:`RECOVERY_SERIES`: its level is recovered
+    from below) is back within 5% of its level before the switch: the level is the mean of ``x`` (as
     above) over the last ``h`` rows of the previous phase; the smoothed loss is the centred
     running median over ``2h+1`` rows clipped to the new phase (a median, so that a loss that
     steps back to its level is found at that step, not ``h`` rows late as with a mean, and one
@@ -47,6 +48,11 @@ choices where the theory or the protocol leaves room):
     ``recovery`` is the mean over switches of these restricted times (as for
     ``time_to_target``), ``recovery_censored`` the number of switches never recovered,
     ``switches`` the number of switches.
+
+``plateau_exit`` (tasks that log ``plateau_exit_step``, e.g. ``plateau``)
+    The step at which the run left the plateau as the task defines it (first logged value),
+    restricted like ``time_to_target``: a run that never left counts at its budget, and
+    ``plateau_exited`` is False.
 
 ``gamma_logvar``, ``gamma_median`` (AE runs: the controller logs ``gamma``)
     The variance (ddof 1) of ``log gamma`` over the logged steps after step 0, and the median of
@@ -82,6 +88,10 @@ COEF_STATS = ("start", "end", "min", "max", "logmean", "horizon")
 MAX_TRACE_POINTS = 100
 #: recovery: back within this relative distance of the pre-switch level
 RECOVERY_TOLERANCE = 0.05
+#: the curve column recovery is measured on, first present wins, with "higher is better":
+#: the unscaled episodic return of RL tasks (their loss is a policy-gradient surrogate), else
+#: the training loss
+RECOVERY_SERIES = (("return_unscaled", True), ("train_loss", False))
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,7 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("lr_cliffs", "lower", False, "one-step lr changes by more than 2x"),
         MetricSpec("oscillation", "lower", False, "RMS of log loss around its moving average"),
         MetricSpec("recovery", "lower", True, "mean steps to recover after a drift switch"),
+        MetricSpec("plateau_exit", "lower", True, "step leaving the plateau (restricted)"),
         MetricSpec("gamma_logvar", "lower", False, "variance of log gamma (AE runs)"),
         MetricSpec("wall_s", "lower", False, "wall seconds"),
     )
@@ -219,14 +230,20 @@ class Recovery:
     times: tuple[float, ...]  # per switch; inf where never recovered
 
 
-def recovery(steps: np.ndarray, loss: np.ndarray, phase: np.ndarray) -> Recovery:
-    """Steps to recover after each change of ``phase`` (module doc for the definition)."""
+def recovery(
+    steps: np.ndarray, loss: np.ndarray, phase: np.ndarray, higher_is_better: bool = False
+) -> Recovery:
+    """Steps to recover after each change of ``phase`` (module doc for the definition).
+    ``higher_is_better``: the series is a return or a score (its level is recovered from
+    below); it is then negated after taking the log (or negated raw, if not all positive)."""
     keep = np.isfinite(loss) & np.isfinite(phase)
     s, x, ph = steps[keep], loss[keep], phase[keep]
     starts = np.flatnonzero(np.diff(ph) != 0) + 1
     if starts.size == 0:
         return Recovery(0, 0, math.nan, ())
     x, logged = _loss_scale(x)
+    if higher_is_better:
+        x = -x
     h = window_half(x.size)
     bounds = np.concatenate([[0], starts, [x.size]])
     times, restricted = [], []
@@ -310,18 +327,33 @@ def _grid_rows(steps: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.isclose(np.mod(steps, stride), 0.0))
 
 
-def curve_metrics(curves: Curves, metric_name: str | None) -> tuple[dict[str, float], Traces]:
+def plateau_exit(steps: np.ndarray, exit_step: np.ndarray, budget: float) -> tuple[float, bool]:
+    """``(restricted exit step, exited)`` from a task's ``plateau_exit_step`` column (blank
+    until the run leaves the plateau): the first logged value, else the budget (censored)."""
+    hit = exit_step[np.isfinite(exit_step)]
+    if hit.size:
+        return float(hit[0]), True
+    return (float(budget) if math.isfinite(budget) else float(steps.max(initial=0))), False
+
+
+def curve_metrics(
+    curves: Curves, metric_name: str | None, budget: float = math.nan
+) -> tuple[dict[str, float | bool], Traces]:
     """The curve-based metrics of one run (module doc) and its traces for the figures."""
     steps = curves.steps
-    out: dict[str, float] = {}
+    out: dict[str, float | bool] = {}
     loss = curves.get("train_loss")
     if loss is not None:
         out["oscillation"] = oscillation(loss)
+    exit_col = curves.get("plateau_exit_step")
+    if exit_col is not None:
+        out["plateau_exit"], out["plateau_exited"] = plateau_exit(steps, exit_col, budget)
     phase = curves.get("drift_phase")
     drifts = phase is not None and np.unique(phase[np.isfinite(phase)]).size > 1
     out["drifts"] = bool(drifts)
-    if drifts and loss is not None:
-        rec = recovery(steps, loss, phase)
+    series = next(((curves.get(c), hi) for c, hi in RECOVERY_SERIES if c in curves.columns), None)
+    if drifts and series is not None:
+        rec = recovery(steps, series[0], phase, series[1])
         out.update(
             recovery=rec.mean_restricted,
             recovery_censored=float(rec.censored),

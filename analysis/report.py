@@ -24,6 +24,7 @@ ARM_COLUMNS = {
     "incidents": "incidents",
     "oscillation": "oscillation",
     "recovery": "recovery",
+    "plateau_exit": "plateau exit",
     "gamma_logvar": "var log gamma",
 }
 #: at most this many lines of non-completed runs and problems in report.md (all are in runs.csv)
@@ -340,6 +341,8 @@ DEFINITIONS = """## Definitions
   the logged rows).
 - **recovery**: mean over drift switches of the steps until the smoothed training loss is back
   within 5% of its pre-switch level, censored at the next switch.
+- **plateau exit**: the step the task reports its run left the plateau, restricted (a run that
+  never left counts at its budget).
 - **var log gamma**: variance of log of the effective step gamma logged by AE (vanilla runs do not
   log gamma).
 - **verdicts**: *supported* when the 1 - alpha CI of the oriented effect lies above the threshold

@@ -45,6 +45,7 @@ SUMMARY_METRICS = (
     "incidents",
     "oscillation",
     "recovery",
+    "plateau_exit",
     "gamma_logvar",
     "wall_s",
 )
@@ -55,6 +56,7 @@ COMPARE_METRICS = (
     "incidents",
     "oscillation",
     "recovery",
+    "plateau_exit",
     "gamma_logvar",
 )
 ARM_KEYS = ["data_source", "task", "arm"]
@@ -127,6 +129,11 @@ def compare_arms(
         seeds_a = seeds_b = None  # type: ignore[assignment]
     if metric == "time_to_target" and runs_a["ttt"].isna().all() and runs_b["ttt"].isna().all():
         notes.append("no run reached the target")
+    if metric == "plateau_exit" and not (
+        runs_a.get("plateau_exited", pd.Series(dtype=bool)).any()
+        or runs_b.get("plateau_exited", pd.Series(dtype=bool)).any()
+    ):
+        notes.append("no run left the plateau")
     comp = paired_comparison(
         runs_a[metric].to_numpy(float),
         runs_b[metric].to_numpy(float),
@@ -143,7 +150,8 @@ def comparisons_table(
     table: pd.DataFrame, pairs: pd.DataFrame, confidence: float = 0.95
 ) -> pd.DataFrame:
     """Every pair of ``pairs`` on every metric both arms have; ``p_holm`` over all rows."""
-    keep = ["data_source", "task", "arm", "label", "seed", "mode", "ttt", *COMPARE_METRICS]
+    keep = ["data_source", "task", "arm", "label", "seed", "mode", "ttt", "plateau_exited"]
+    keep += list(COMPARE_METRICS)
     runs = analysed(table)[[c for c in keep if c in table.columns]]
     by_arm = {arm: g for arm, g in runs.groupby("arm", sort=False)}
     rows = []

@@ -282,6 +282,11 @@ def _censored_note(metric: str, a: pd.DataFrame, b: pd.DataFrame) -> str | None:
     """Why a censored metric says nothing here (every run of both arms censored), or None."""
     if metric == "time_to_target" and a["ttt"].isna().all() and b["ttt"].isna().all():
         return "no run reached the target within its budget"
+    exited = "plateau_exited" in a.columns and (
+        a["plateau_exited"].any() or b["plateau_exited"].any()
+    )
+    if metric == "plateau_exit" and not exited:
+        return "no run left the plateau within its budget"
     if metric == "recovery" and "recovery_censored" in a.columns:
         c = np.concatenate(
             [a["recovery_censored"].to_numpy(float), b["recovery_censored"].to_numpy(float)]
@@ -593,7 +598,7 @@ def _narrow(table: pd.DataFrame, pred: Prediction) -> pd.DataFrame:
     fields = [*pred.runs, *pred.a, *pred.b, *pred.strata, *pred.pair_on, pred.rank_by]
     fields += [t.metric for t in pred.tests] + [g.metric for g in pred.guards]
     fields += [*pred.x, *pred.y, "arm", "label", "data_source", "mode", "budget", "ttt"]
-    fields += ["recovery_censored", "switches", "status"]
+    fields += ["recovery_censored", "switches", "plateau_exited", "status"]
     keep = [c for c in dict.fromkeys(fields) if c in table.columns]
     return table[keep]
 

@@ -111,3 +111,22 @@ def test_curve_metrics_keep_bounded_traces() -> None:
     assert trace.columns == ("step", "train_loss", "lr") and 50 <= len(trace.grid) <= 100
     assert np.all(np.diff(trace.grid[:, 0]) == trace.grid[1, 0] - trace.grid[0, 0])
     assert trace.val[0].size == 51
+
+
+def test_recovery_of_a_return_is_from_below() -> None:
+    steps = np.arange(200, dtype=float)
+    phase = (steps // 100).astype(float)
+    ret = np.full(200, 400.0)
+    ret[100:130] = 40.0  # the return collapses at the switch and is back at step 130
+    rec = recovery(steps, ret, phase, higher_is_better=True)
+    assert rec.switches == 1 and rec.times[0] == 30
+    assert recovery(steps, ret, phase).times[0] == 0  # read as a loss, the drop is no harm
+
+
+def test_plateau_exit_from_the_task_column() -> None:
+    cols = {"step": np.arange(5.0), "plateau_exit_step": np.array([np.nan] * 3 + [3.0, 3.0])}
+    metrics, _ = curve_metrics(Curves(cols), None, budget=40)
+    assert metrics["plateau_exit"] == 3 and metrics["plateau_exited"] is True
+    cols["plateau_exit_step"] = np.full(5, np.nan)
+    metrics, _ = curve_metrics(Curves(cols), None, budget=40)
+    assert metrics["plateau_exit"] == 40 and metrics["plateau_exited"] is False
