@@ -18,10 +18,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
-# A small sweep on the built-in synthetic tasks (experiment/demo.yaml), then its table of runs.
+# A small sweep on the built-in synthetic tasks (experiment/demo.yaml), then the analysis: it
+# prints the report's tables and writes the report, CSVs and figures to $(DEMO_DIR)/report.
 demo: install
 	WANDB_MODE=offline $(BIN)/aebench -m experiment=demo hydra.sweep.dir=$(DEMO_DIR)
-	$(BIN)/python -m analysis.runs $(DEMO_DIR)
+	$(BIN)/aebench-analyze $(DEMO_DIR) --out $(DEMO_DIR)/report
 
 # Lint and the fast test suite (what CI runs first).
 test: install
