@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
 
-#: task config keys that belong to the harness, not to the task's constructor
-HARNESS_KEYS = ("name", "budget", "lr", "target")
+#: task config keys that belong to the harness, not to the task's constructor; ``scales`` holds
+#: per-scale presets that a task's YAML interpolates its keys from (``${task.scales.<scale>.x}``)
+HARNESS_KEYS = ("name", "budget", "lr", "target", "scales")
 GROUPS = ("task", "optimizer", "schedule", "scale", "logger", "ae", "ablation", "swarm")
 
 

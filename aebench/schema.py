@@ -134,6 +134,128 @@ class CartPoleDriftTaskConfig(TaskConfig):
     drift: RewardDriftConfig = field(default_factory=RewardDriftConfig)
 
 
+@dataclass
+class DataConfig:
+    """Where a real-data task's data comes from (``tasks/hf_data.py``)."""
+
+    #: synthetic (the labelled stand-in) | real (Hugging Face datasets)
+    source: str = "synthetic"
+    #: a save_to_disk folder or a folder of data files; null: the HF cache, or the Hub if online
+    path: str | None = None
+    #: the Hub id of the data set
+    name: str = MISSING
+    #: the Hub config (subset) name; null for none
+    config: str | None = None
+    #: the datasets cache folder; null: $HF_DATASETS_CACHE
+    cache_dir: str | None = None
+    #: may the Hub be contacted when the data is neither at ``path`` nor in the cache
+    online: bool = False
+
+
+@dataclass
+class CifarDataConfig(DataConfig):
+    image_column: str = "img"
+    label_column: str = "label"
+
+
+@dataclass
+class CifarScaleConfig:
+    """One scale's preset of ``cifar_corruptions`` (the task keys interpolate from it)."""
+
+    source: str = MISSING
+    model: str = MISSING
+    width: int = MISSING
+    batch_size: int = MISSING
+    augment: bool = MISSING
+    drift_every: int = MISSING
+    n_train: int | None = MISSING
+    n_test: int | None = MISSING
+    target: float = MISSING
+
+
+@dataclass
+class CifarScalesConfig:
+    smoke: CifarScaleConfig = field(default_factory=CifarScaleConfig)
+    cpu: CifarScaleConfig = field(default_factory=CifarScaleConfig)
+    paper: CifarScaleConfig = field(default_factory=CifarScaleConfig)
+
+
+@dataclass
+class CifarCorruptionsTaskConfig(TaskConfig):
+    #: stable | rotating | class_shift
+    mode: str = "rotating"
+    corruptions: list[str] = MISSING
+    severity: int = 3
+    drift_every: int = MISSING
+    shift_classes: int = 3
+    shift_skew: float = 0.8
+    #: tiny_cnn | resnet20 | resnet18
+    model: str = MISSING
+    width: int = MISSING
+    augment: bool = MISSING
+    n_train: int | None = None
+    n_test: int | None = None
+    rolling: int = 50
+    data: CifarDataConfig = field(default_factory=CifarDataConfig)
+    scales: CifarScalesConfig = field(default_factory=CifarScalesConfig)
+
+
+@dataclass
+class WikiTextDataConfig(DataConfig):
+    text_column: str = "text"
+
+
+@dataclass
+class MarkovConfig:
+    """The synthetic text source of ``wikitext``: a Markov chain with a known entropy rate."""
+
+    symbols: int = 32
+    order: int = 2
+    concentration: float = 0.2
+
+
+@dataclass
+class WikiTextScaleConfig:
+    """One scale's preset of ``wikitext`` (the task keys interpolate from it)."""
+
+    source: str = MISSING
+    tokenizer: str = MISSING
+    batch_size: int = MISSING
+    seq_len: int = MISSING
+    d_model: int = MISSING
+    n_layers: int = MISSING
+    n_heads: int = MISSING
+    dropout: float = MISSING
+    eval_tokens: int | None = MISSING
+    n_train_tokens: int | None = MISSING
+    target: float = MISSING
+
+
+@dataclass
+class WikiTextScalesConfig:
+    smoke: WikiTextScaleConfig = field(default_factory=WikiTextScaleConfig)
+    cpu: WikiTextScaleConfig = field(default_factory=WikiTextScaleConfig)
+    paper: WikiTextScaleConfig = field(default_factory=WikiTextScaleConfig)
+
+
+@dataclass
+class WikiTextTaskConfig(TaskConfig):
+    #: byte | word
+    tokenizer: str = MISSING
+    min_count: int = 3
+    seq_len: int = MISSING
+    d_model: int = MISSING
+    n_layers: int = MISSING
+    n_heads: int = MISSING
+    dropout: float = MISSING
+    tie: bool = True
+    eval_tokens: int | None = MISSING
+    n_train_tokens: int | None = MISSING
+    markov: MarkovConfig = field(default_factory=MarkovConfig)
+    data: WikiTextDataConfig = field(default_factory=WikiTextDataConfig)
+    scales: WikiTextScalesConfig = field(default_factory=WikiTextScalesConfig)
+
+
 # ---------------------------------------------------------------- optimizer
 @dataclass
 class SGDConfig:
@@ -283,6 +405,8 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "quadratic_delay": QuadraticDelayTaskConfig,
         "plateau": PlateauTaskConfig,
         "cartpole_drift": CartPoleDriftTaskConfig,
+        "cifar_corruptions": CifarCorruptionsTaskConfig,
+        "wikitext": WikiTextTaskConfig,
     },
     "optimizer": {"sgd": SGDConfig, "adam": AdamConfig, "adafactor": AdafactorConfig},
     "schedule": {
