@@ -122,6 +122,7 @@ def main() -> None:
         "--rho-buffer", default="copy", choices=["copy", "momentum"], help="ae.rho_buffer"
     )
     parser.add_argument("--every", type=int, nargs="+", default=[1, 16], help="ae.every values")
+    parser.add_argument("--only", choices=["regression", "cnn"], help="one workload only")
     args = parser.parse_args()
     device = torch.device(args.device)
     what = "peak allocated" if device.type == "cuda" else "persistent state"
@@ -131,6 +132,8 @@ def main() -> None:
     )
     arms = [0, *args.every]
     for name, (make, batches, loss_fn) in workloads(device).items():
+        if args.only and args.only not in name.lower():
+            continue
         times: dict[int, list[float]] = {k: [] for k in arms}
         memory: dict[int, int] = {}
         for _ in range(args.repeats):
