@@ -1,0 +1,368 @@
+"""WikiText-2 language modelling with a small causal transformer (protocol experiment 3).
+
+Data (``task.data``, see ``tasks/hf_data.py``): ``source=real`` loads WikiText-2 raw with Hugging
+Face ``datasets`` (Hub id ``Salesforce/wikitext``, config ``wikitext-2-raw-v1``, column ``text``,
+splits ``train``/``validation``/``test``: one row per line of the articles, headings like
+`` = Title = `` included, empty rows between paragraphs). Tokenizers (``task.tokenizer``):
+
+- ``byte`` (cpu scale): the rows concatenated as they are and encoded as UTF-8; vocabulary 256.
+  Perplexity is per byte.
+- ``word`` (paper scale): each non-empty row split on whitespace plus an ``<eos>`` token (the
+  convention of the PyTorch word_language_model example); the vocabulary is built from the train
+  split alone: words seen at least ``min_count`` times, by descending count then alphabetically,
+  after ``<unk>`` and ``<eos>``; other words map to ``<unk>``. (WikiText-2 raw is already split
+  into words and punctuation by spaces; with min_count 3 the vocabulary is ~33k, like the
+  tokenised release's.)
+
+``source=synthetic`` replaces the text with a Markov chain of order ``markov.order`` (1 or 2) over
+``markov.symbols`` symbols (token ids 0..symbols-1). Each context's next-symbol distribution is
+drawn from a symmetric Dirichlet(``markov.concentration``) from the seed's ``data`` stream; the
+sequence is one stationary chain (its first context drawn from the stationary distribution), so
+its entropy rate H = sum_c pi(c) H(P(.|c)) is exact, and so is the best validation perplexity any
+model can reach under our evaluation: each window's first prediction sees a single token of
+context, so with order 2 it costs H(X1 | X0) and every later one H (with order 1 all cost H).
+``ppl_floor`` is exp of the window's mean; it is logged at construction and, for synthetic data,
+as a constant ``ppl_floor`` column in the curves.
+
+Training batches: ``batch_size`` windows of ``seq_len + 1`` tokens at offsets drawn uniformly
+from the train stream with the seed's ``order`` generator (pre-made, no DataLoader). Evaluation:
+the first ``eval_tokens`` tokens of the validation split (null: all of it) cut into consecutive,
+non-overlapping windows of ``seq_len`` predicted tokens; the metric is the perplexity
+exp(mean next-token NLL) (lower is better). A non-finite loss stops the run as ``diverged`` and
+counts in ``incidents.nonfinite`` (the recorder's divergence rule), a perplexity that cannot be
+computed is recorded as ``inf``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from aebench.task import ConfigError, Task
+from tasks.hf_data import DataSpec, DataUnavailable, load_splits, require_columns
+from tasks.transformer import CausalLM
+
+log = logging.getLogger(__name__)
+
+TOKENIZERS = ("byte", "word")
+UNK, EOS = "<unk>", "<eos>"
+#: train / validation tokens of the synthetic source when n_train_tokens / eval_tokens are null
+SYN_TRAIN_TOKENS, SYN_VAL_TOKENS = 1_000_000, 65_536
+
+
+# ---------------------------------------------------------------- tokenizers
+def byte_tokens(rows: Sequence[str]) -> torch.Tensor:
+    """The rows concatenated and encoded as UTF-8 bytes (int64 ids in 0..255)."""
+    data = "".join(rows).encode("utf-8")
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8).long()
+
+
+def word_lines(rows: Sequence[str]) -> Iterator[list[str]]:
+    for row in rows:
+        words = row.split()
+        if words:
+            yield [*words, EOS]
+
+
+def build_vocab(rows: Sequence[str], min_count: int) -> dict[str, int]:
+    """``<unk>``, ``<eos>``, then the words seen >= ``min_count`` times (by count, then name)."""
+    counts = Counter(w for line in word_lines(rows) for w in line)
+    counts.pop(UNK, None)
+    counts.pop(EOS, None)
+    kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+    return {w: i for i, w in enumerate([UNK, EOS, *kept])}
+
+
+def word_tokens(rows: Sequence[str], vocab: dict[str, int]) -> torch.Tensor:
+    unk = vocab[UNK]
+    ids = [vocab.get(w, unk) for line in word_lines(rows) for w in line]
+    return torch.tensor(ids, dtype=torch.int64)
+
+
+# ---------------------------------------------------------------- the Markov source
+class MarkovSource:
+    """A stationary Markov chain of order 1 or 2 over ``symbols`` symbols (see module doc)."""
+
+    def __init__(self, symbols: int, order: int, concentration: float, g: torch.Generator):
+        self.symbols, self.order = symbols, order
+        contexts = symbols**order
+        alpha = torch.full((contexts, symbols), float(concentration), dtype=torch.float64)
+        # Dirichlet draws via normalised Gamma variates, from the seed's generator
+        gam = _gamma(alpha, g)
+        self.transition = gam / gam.sum(dim=1, keepdim=True)  # (contexts, symbols)
+        self.stationary = self._stationary()  # over contexts
+
+    def _stationary(self) -> torch.Tensor:
+        k, p = self.symbols, self.transition
+        pi = torch.full((k**self.order,), 1.0 / k**self.order, dtype=torch.float64)
+        for _ in range(10_000):
+            if self.order == 1:
+                new = pi @ p
+            else:  # contexts (a, b) -> (b, c) with P(c | a, b)
+                new = torch.einsum("ab,abc->bc", pi.view(k, k), p.view(k, k, k)).reshape(-1)
+            if torch.max(torch.abs(new - pi)) < 1e-15:
+                return new
+            pi = new
+        return pi
+
+    @staticmethod
+    def _entropy(p: torch.Tensor) -> torch.Tensor:
+        return -(p * torch.log(p.clamp(min=1e-300))).sum(-1)
+
+    @property
+    def entropy_rate(self) -> float:
+        """H in nats per symbol: sum over contexts of pi(c) H(P(. | c))."""
+        return float((self.stationary * self._entropy(self.transition)).sum())
+
+    def window_floor(self, length: int) -> float:
+        """The least mean NLL (nats) over a window of ``length`` predictions whose first sees
+        one token of context (the evaluation's windows)."""
+        if self.order == 1:
+            return self.entropy_rate
+        k = self.symbols
+        pairs = self.stationary.view(k, k)
+        first = float(self._entropy(pairs.reshape(-1)) - self._entropy(pairs.sum(1)))
+        return (first + (length - 1) * self.entropy_rate) / length
+
+    def sample(self, n: int, g: torch.Generator) -> torch.Tensor:
+        """One stationary run of ``n`` symbols (int64)."""
+        k = self.symbols
+        u = torch.rand(n + 1, generator=g, dtype=torch.float64).tolist()
+        start = bisect.bisect_right(torch.cumsum(self.stationary, 0).tolist(), u[0])
+        start = min(start, k**self.order - 1)
+        out = [start] if self.order == 1 else [start // k, start % k]
+        cdf = torch.cumsum(self.transition, 1).tolist()
+        ctx = start
+        modulus = k ** (self.order - 1)
+        for i in range(n - len(out)):
+            s = min(bisect.bisect_right(cdf[ctx], u[i + 1]), k - 1)
+            out.append(s)
+            ctx = (ctx % modulus) * k + s if self.order == 2 else s
+        return torch.tensor(out[:n], dtype=torch.int64)
+
+
+def _gamma(alpha: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Gamma(alpha, 1) variates from generator ``g`` (Marsaglia-Tsang, with the alpha < 1 boost
+    Gamma(a) = Gamma(a + 1) U^(1/a)); torch's own sampler takes no generator."""
+    a = alpha + (alpha < 1).double()
+    d = a - 1.0 / 3.0
+    c = 1.0 / torch.sqrt(9.0 * d)
+    out = torch.zeros_like(a)
+    todo = torch.ones_like(a, dtype=torch.bool)
+    while todo.any():
+        x = torch.randn(a.shape, generator=g, dtype=torch.float64)
+        v = (1.0 + c * x) ** 3
+        u = torch.rand(a.shape, generator=g, dtype=torch.float64)
+        ok = (v > 0) & (torch.log(u) < 0.5 * x**2 + d - d * v + d * torch.log(v.clamp(min=1e-300)))
+        take = todo & ok
+        out = torch.where(take, d * v, out)
+        todo = todo & ~ok
+    boost = torch.rand(a.shape, generator=g, dtype=torch.float64) ** (1.0 / alpha)
+    return torch.where(alpha < 1, out * boost, out).clamp(min=1e-300)
+
+
+# ---------------------------------------------------------------- the task
+class WikiTextTask(Task):
+    metric_name = "ppl"
+    metric_mode = "min"
+
+    def __init__(
+        self,
+        seed: int,
+        batch_size: int = 32,
+        loss_scale: float = 1.0,
+        tokenizer: str = "byte",
+        min_count: int = 3,
+        seq_len: int = 128,
+        d_model: int = 128,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        dropout: float = 0.0,
+        tie: bool = True,
+        eval_tokens: int | None = 32_768,
+        n_train_tokens: int | None = None,
+        markov: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(seed, batch_size, loss_scale)
+        data = dict(data or {})
+        self.text_column = data.pop("text_column", "text")
+        defaults = {"name": "Salesforce/wikitext", "config": "wikitext-2-raw-v1"}
+        self.spec = DataSpec(**{**defaults, **data})
+        self.spec.check()
+        markov = {"symbols": 32, "order": 2, "concentration": 0.2, **(markov or {})}
+        self._check(
+            tokenizer,
+            min_count,
+            seq_len,
+            d_model,
+            n_layers,
+            n_heads,
+            dropout,
+            eval_tokens,
+            n_train_tokens,
+            markov,
+        )
+        self.tokenizer, self.seq_len, self.dropout, self.tie = tokenizer, seq_len, dropout, tie
+        self.d_model, self.n_layers, self.n_heads = d_model, n_layers, n_heads
+        self.data_source = self.spec.source
+        self.ppl_floor: float | None = None
+        if self.spec.source == "real":
+            train, val, self.vocab_size = self._load_real(min_count)
+            if n_train_tokens is not None:
+                train = train[:n_train_tokens]
+        else:
+            g = self.rng("data")
+            self.source = MarkovSource(
+                int(markov["symbols"]), int(markov["order"]), float(markov["concentration"]), g
+            )
+            n_val = eval_tokens + 1 if eval_tokens is not None else SYN_VAL_TOKENS
+            train = self.source.sample(n_train_tokens or SYN_TRAIN_TOKENS, g)
+            val = self.source.sample(n_val, g)
+            self.vocab_size = 256 if tokenizer == "byte" else self.source.symbols
+            self.ppl_floor = math.exp(self.source.window_floor(seq_len))
+            log.info(
+                "synthetic Markov source: order %d, %d symbols, entropy rate %.4f nats "
+                "(perplexity %.3f); best reachable val ppl with %d-token windows: %.3f",
+                self.source.order,
+                self.source.symbols,
+                self.source.entropy_rate,
+                math.exp(self.source.entropy_rate),
+                seq_len,
+                self.ppl_floor,
+            )
+        if eval_tokens is not None:
+            val = val[: eval_tokens + 1]
+        if len(train) < seq_len + 2:
+            raise ConfigError(f"task.seq_len={seq_len}: longer than the {len(train)} train tokens")
+        if len(val) < seq_len + 1:
+            raise ConfigError(
+                f"task.eval_tokens={eval_tokens}: the validation stream ({len(val)} tokens) "
+                f"must hold one window of task.seq_len={seq_len} + 1"
+            )
+        self.train_tokens, self.val_tokens = train, val
+
+    @staticmethod
+    def _check(
+        tokenizer: str,
+        min_count: int,
+        seq_len: int,
+        d_model: int,
+        n_layers: int,
+        n_heads: int,
+        dropout: float,
+        eval_tokens: int | None,
+        n_train_tokens: int | None,
+        markov: dict[str, Any],
+    ) -> None:
+        if tokenizer not in TOKENIZERS:
+            raise ConfigError(f"task.tokenizer={tokenizer}: must be one of {', '.join(TOKENIZERS)}")
+        for key, value in (
+            ("min_count", min_count),
+            ("seq_len", seq_len),
+            ("d_model", d_model),
+            ("n_layers", n_layers),
+            ("n_heads", n_heads),
+        ):
+            if value < 1:
+                raise ConfigError(f"task.{key}={value}: must be a positive integer")
+        if d_model % n_heads:
+            raise ConfigError(f"task.n_heads={n_heads}: must divide task.d_model={d_model}")
+        if not 0.0 <= dropout < 1.0:
+            raise ConfigError(f"task.dropout={dropout}: must be in [0, 1)")
+        for key, value in (("eval_tokens", eval_tokens), ("n_train_tokens", n_train_tokens)):
+            if value is not None and value < 1:
+                raise ConfigError(f"task.{key}={value}: must be null or a positive integer")
+        unknown = set(markov) - {"symbols", "order", "concentration"}
+        if unknown:
+            raise ConfigError(
+                f"task.markov.{sorted(unknown)[0]}: unknown key; allowed: symbols, order, "
+                "concentration"
+            )
+        if int(markov["order"]) not in (1, 2):
+            raise ConfigError(f"task.markov.order={markov['order']}: must be 1 or 2")
+        if not 2 <= int(markov["symbols"]) <= 256:
+            raise ConfigError(f"task.markov.symbols={markov['symbols']}: must be in 2..256")
+        if not float(markov["concentration"]) > 0:
+            raise ConfigError(
+                f"task.markov.concentration={markov['concentration']}: must be a positive number"
+            )
+
+    def _load_real(self, min_count: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        splits = load_splits(self.spec, ("train", "validation"), "WikiText-2")
+        rows = {}
+        for split, ds in splits.items():
+            require_columns(ds, (self.text_column,), f"WikiText-2 split {split}")
+            rows[split] = ds[self.text_column]
+        if not any(r.strip() for r in rows["train"]):
+            raise DataUnavailable("WikiText-2 split train: the text column is empty")
+        if self.tokenizer == "byte":
+            train, val, vocab_size = (
+                byte_tokens(rows["train"]),
+                byte_tokens(rows["validation"]),
+                256,
+            )
+        else:
+            vocab = build_vocab(rows["train"], min_count)
+            train, val = word_tokens(rows["train"], vocab), word_tokens(rows["validation"], vocab)
+            vocab_size = len(vocab)
+        log.info(
+            "WikiText-2 loaded (%s tokens): %d train, %d validation, vocabulary %d",
+            self.tokenizer,
+            len(train),
+            len(val),
+            vocab_size,
+        )
+        return train, val, vocab_size
+
+    # ------------------------------------------------------------------ interface
+    def build_model(self) -> nn.Module:
+        return CausalLM(
+            self.vocab_size,
+            self.seq_len,
+            self.d_model,
+            self.n_layers,
+            self.n_heads,
+            self.dropout,
+            self.tie,
+        )
+
+    def train_batches(self) -> Iterator[torch.Tensor]:
+        order = self.rng("order")
+        high = len(self.train_tokens) - self.seq_len - 1
+        span = torch.arange(self.seq_len + 1)
+        while True:  # 256 steps of offsets at a time
+            starts = torch.randint(0, high + 1, (256, self.batch_size), generator=order)
+            for row in starts:
+                yield self.train_tokens[row[:, None] + span]
+
+    def loss(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
+        logits = model(batch[:, :-1])
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+
+    def evaluate(self, model: nn.Module) -> float:
+        t = self.seq_len
+        n = (len(self.val_tokens) - 1) // t
+        x = self.val_tokens[: n * t].view(n, t)
+        y = self.val_tokens[1 : n * t + 1].view(n, t)
+        total = 0.0
+        for xs, ys in zip(x.split(64), y.split(64), strict=True):
+            logits = model(xs)
+            total += float(
+                F.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), ys.reshape(-1), reduction="sum"
+                )
+            )
+        mean = total / (n * t)
+        return math.exp(mean) if math.isfinite(mean) and mean < 700 else float("inf")
+
+    def train_log(self) -> dict[str, float]:
+        return {"ppl_floor": self.ppl_floor} if self.ppl_floor is not None else {}
