@@ -137,6 +137,10 @@ class RunRecord:
     incidents: Incidents = field(default_factory=Incidents)
     #: hashes proving that arms of one seed share initial weights and the first batch
     pairing: dict[str, str | None] = field(default_factory=dict)
+    #: population arms only (``swarm`` not ``off``; aebench/swarm/callback.py): the rule, round
+    #: budgets, the selected trajectory, ``mean_final`` over the live trajectories and each
+    #: trajectory's final metric, status, priors, coefficients and incidents; null otherwise
+    population: dict[str, Any] | None = None
     error: str | None = None
     versions: dict[str, str | None] = field(default_factory=package_versions)
     git: dict[str, Any] = field(default_factory=git_state)

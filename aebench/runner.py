@@ -152,7 +152,7 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
         budget=budget,
     )
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    module: TaskModule | None = None
+    module: L.LightningModule | None = None
     trainer: L.Trainer | None = None
     close_sink: Callable[[], None] | None = None
     try:
@@ -165,27 +165,43 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
             "init_hash": tensor_hash(*model.state_dict().values()),
             "first_batch_hash": _first_batch_hash(batches.first),
         }
-        module = TaskModule(
-            task,
-            model,
-            instantiate(cfg.optimizer, _convert_="all"),
-            instantiate(cfg.schedule, _convert_="all"),
-            budget,
-        )
         label = f"[{arm.rsplit('-', 1)[0]} seed={cfg.seed}]"
-        recorder = RunRecorder(
-            task,
-            total_steps=budget,
-            eval_every=max(1, budget // cfg.scale.evals),
-            log_every=cfg.scale.log_every,
-            target=float(cfg.task.target),
-            divergence_factor=cfg.divergence.factor,
-            divergence_floor=cfg.divergence.floor,
-            progress_every=max(1, budget // cfg.scale.progress_lines)
-            if cfg.scale.progress_lines
-            else 0,
-            label=label,
-        )
+        data: Any = batches
+        if cfg.swarm.enabled:
+            # a population (aebench/swarm): M trajectories, steps = total trajectory-steps
+            from aebench.swarm.callback import build_population, ticks
+
+            module, recorder = build_population(
+                cfg, task, model, batches, budget, lambda: build_task(cfg), label
+            )
+            callbacks: list[L.Callback] = [recorder]
+            data = ticks()
+        else:
+            module = TaskModule(
+                task,
+                model,
+                instantiate(cfg.optimizer, _convert_="all"),
+                instantiate(cfg.schedule, _convert_="all"),
+                budget,
+            )
+            recorder = RunRecorder(
+                task,
+                total_steps=budget,
+                eval_every=max(1, budget // cfg.scale.evals),
+                log_every=cfg.scale.log_every,
+                target=float(cfg.task.target),
+                divergence_factor=cfg.divergence.factor,
+                divergence_floor=cfg.divergence.floor,
+                progress_every=max(1, budget // cfg.scale.progress_lines)
+                if cfg.scale.progress_lines
+                else 0,
+                label=label,
+            )
+            callbacks = [recorder]
+            if ae_on:
+                from aebench.ae.callback import AEController
+
+                callbacks.insert(0, AEController(cfg.ae, seed=cfg.seed))
         record.metric, record.target, record.incidents = (
             recorder.metric,
             recorder.target,
@@ -194,11 +210,6 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
         if cfg.logger.kind == "wandb":
             sink, close_sink = _wandb_sink(cfg, ctx, arm)
             module.curves.sinks.append(sink)
-        callbacks: list[L.Callback] = [recorder]
-        if ae_on:
-            from aebench.ae.callback import AEController
-
-            callbacks.insert(0, AEController(cfg.ae, seed=cfg.seed))
         trainer = L.Trainer(
             max_steps=budget,
             accelerator=cfg.trainer.accelerator,
@@ -212,10 +223,12 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
             warnings.filterwarnings(
                 "ignore", message=".*(barebones|does not have many workers|LeafSpec).*"
             )
-            trainer.fit(module, train_dataloaders=batches)
+            trainer.fit(module, train_dataloaders=data)
         recorder.finish()
         record.status = recorder.status
         record.auc = recorder.auc()
+        if cfg.swarm.enabled:
+            record.population = recorder.population()
     except Exception:
         record.error = traceback.format_exc()
         log.error("job failed:\n%s", record.error)

@@ -16,6 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from aebench.ae.config import AEConfig
+from aebench.swarm.config import SWARM_SCHEMAS
 
 
 # ---------------------------------------------------------------- task
@@ -325,7 +326,8 @@ class OneCycleScheduleConfig:
     cycle_momentum: bool = False
 
 
-# ---------------------------------------------------------------- scale, logger, ae, swarm
+# ---------------------------------------------------------------- scale, logger
+# (the ae schema: aebench.ae.config; the swarm schemas: aebench.swarm.config)
 @dataclass
 class ScaleConfig:
     #: smoke | cpu | paper: picks ``task.budget.<name>``
@@ -356,11 +358,6 @@ class WandbLoggerConfig:
     tags: list[str] = field(default_factory=list)
 
 
-@dataclass
-class SwarmConfig:
-    enabled: bool = False
-
-
 # ---------------------------------------------------------------- top level
 @dataclass
 class TrainerConfig:
@@ -389,7 +386,8 @@ class Config:
     scale: ScaleConfig = MISSING
     logger: Any = MISSING
     ae: AEConfig = MISSING
-    swarm: SwarmConfig = MISSING
+    #: ``SwarmConfig`` (``off``) or a population subclass of it (aebench.swarm.config)
+    swarm: Any = MISSING
     #: the run seed; every random stream derives from it (aebench.seeding)
     seed: int = 0
     #: step budget; null takes ``task.budget.<scale.name>``
@@ -416,14 +414,16 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "onecycle": OneCycleScheduleConfig,
     },
     "logger": {"csv": CSVLoggerConfig, "wandb": WandbLoggerConfig},
+    "swarm": SWARM_SCHEMAS,
 }
 
 
 def register_configs() -> None:
     """Store the top-level schema as ``base_config`` and each group schema under ``schema/``.
 
-    ``scale``, ``ae`` and ``swarm`` are typed directly in :class:`Config`, so their YAML options
-    need no schema line of their own.
+    ``scale`` and ``ae`` are typed directly in :class:`Config`, so their YAML options need no
+    schema line of their own; ``swarm`` options differ in shape (a single trajectory or a
+    population rule) and extend ``schema/swarm/<kind>`` like tasks do.
     """
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)

@@ -69,6 +69,12 @@ def validate_config(cfg: DictConfig) -> None:
             validate_ae(cfg.ae)
         except ValueError as err:
             raise ConfigError(str(err).splitlines()[0]) from None
+    if cfg.get("swarm") is not None and cfg.swarm.get("enabled"):
+        from aebench.swarm.config import population_budget, validate_swarm
+
+        problem = validate_swarm(cfg, population_budget(cfg))
+        if problem is not None:
+            raise ConfigError(problem)
     for key, ok, allowed in RULES:
         value = OmegaConf.select(cfg, key, default=None)
         if isinstance(value, DictConfig):

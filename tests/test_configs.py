@@ -32,11 +32,15 @@ def test_every_group_has_options() -> None:
         assert options(group), f"conf/{group}/ has no option"
 
 
+#: options that need another choice to be valid (one-line errors without it: tested there)
+COMPANIONS = {"swarm=on": ["ae=on"]}
+
+
 @pytest.mark.parametrize(
     "override", [f"{g}={o}" for g in GROUPS for o in options(g)], ids=lambda s: s
 )
 def test_option_composes_and_validates(override: str) -> None:
-    cfg, choices = compose_config([override])
+    cfg, choices = compose_config([override, *COMPANIONS.get(override, [])])
     group, option = override.split("=")
     assert choices[group] == option
     validate_config(cfg)
