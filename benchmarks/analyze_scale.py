@@ -180,21 +180,24 @@ def main() -> None:
     from analysis import cli
     from analysis.collect import load_runs
 
-    stages: dict[str, float] = {}
+    stages: dict[str, tuple[float, float]] = {}
     cpu0 = time.process_time()
     t0 = time.perf_counter()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     runset = load_runs([records])
-    stages["read records and curves, per-run metrics"] = time.perf_counter() - t
-    t = time.perf_counter()
+    stages["read records and curves, per-run metrics"] = (
+        time.perf_counter() - t,
+        time.process_time() - c,
+    )
+    t, c = time.perf_counter(), time.process_time()
     namespace = cli.parse_args([str(records), "--out", str(root / "report"), "--quiet"])
     from analysis.predictions import default_predictions_dir, load_predictions
 
     res = cli.analyse(namespace, load_predictions([default_predictions_dir()]), runset)
-    stages["tables, comparisons, verdicts"] = time.perf_counter() - t
-    t = time.perf_counter()
+    stages["tables, comparisons, verdicts"] = (time.perf_counter() - t, time.process_time() - c)
+    t, c = time.perf_counter(), time.process_time()
     cli.write_outputs(res, root / "report", figures=True)
-    stages["outputs and figures"] = time.perf_counter() - t
+    stages["outputs and figures"] = (time.perf_counter() - t, time.process_time() - c)
     total = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     n = len(runset.table)
@@ -203,8 +206,8 @@ def main() -> None:
         f"{cpu:.1f} s CPU of this process (load average {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} cores: wall exceeds CPU when other jobs share the machine)"
     )
-    for name, secs in stages.items():
-        print(f"  {name}: {secs:.1f} s")
+    for name, (wall, cpu_s) in stages.items():
+        print(f"  {name}: {wall:.1f} s wall, {cpu_s:.1f} s CPU")
     print(
         f"  figures: {len(res.figures)}, comparisons: {len(res.comparisons)}, "
         f"verdicts: {len(res.verdicts)}"
