@@ -25,13 +25,16 @@ a diverged single run does.
 Each trajectory has its own task instance (a task may keep state: an RL task counts its
 episodes), built from the run seed, so every trajectory sees the same data, validation set and
 batch order; its own model, optimizer, schedule (over its equal share, budget / M steps: a
-trajectory that AE-Swarm gives more compute holds the schedule's final value, one given less
-never reaches it) and AE controller. Seeds, all derived from the run seed by
-:func:`aebench.seeding.derive_seed`: trajectory 0 *is* the single-trajectory run of the seed
-(same init stream ``init``, same AE noise seed, the configured coefficients: paired by hash with
-``swarm=off``); trajectory i >= 1 initialises from ``init/traj<i>`` and draws AE noise from
-``noise/traj<i>``; the priors' Latin hypercube from ``swarm/priors``, the rule's choices (PBT)
-from ``swarm/rule`` and the dither from ``swarm/dither``. So every population arm of a seed
+trajectory that AE-Swarm gives more compute holds the value of the schedule's last step from
+then on (the value the step ``budget / M`` of a single run of that length uses: positive, where a
+cosine's value after its horizon would be 0), one given less never reaches it; the default
+schedule is constant) and AE controller. Seeds, all
+derived from the run seed by :func:`aebench.seeding.derive_seed`: trajectory 0 *is* the
+single-trajectory run of the seed (same init stream ``init``, same AE noise seed, the
+configured coefficients: paired by hash with ``swarm=off``); trajectory i >= 1 initialises from
+``init/traj<i>`` and draws AE noise from ``noise/traj<i>``; the priors' Latin hypercube from
+``swarm/priors``, the rule's choices (PBT) from ``swarm/rule`` and the dither from
+``swarm/dither``. So every population arm of a seed
 starts from the same population and differs only by its rule.
 
 Evaluations: the active trajectory every ``budget / scale.evals`` global steps and at the end of
@@ -116,6 +119,8 @@ class Trajectory:
     #: multiplier per prior axis (spread ** u)
     priors: dict[str, float]
     init_hash: str
+    #: the schedule's horizon (the equal share budget / M); steps beyond it use its last value
+    schedule_steps: int = 1
     status: str = "alive"
     steps: int = 0
     first_loss: float | None = None
@@ -206,7 +211,8 @@ class PopulationModule(L.LightningModule):
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         opt.step()
-        traj.schedule.step()
+        if traj.schedule.last_epoch < traj.schedule_steps - 1:
+            traj.schedule.step()  # beyond its horizon the schedule holds its last value
         return self.last_loss
 
 
@@ -392,10 +398,13 @@ class SwarmCallback(L.Callback):
         coefs = [t.coefs.read() for t in self.trajs]
         d = self.rule.tell(metrics, coefs, alive)
         self.decisions.append(d)
+        curves = pl_module.curves
         donors: dict[str, float] = {}
         for dst, src in d.copies:
             copy_training_state(self.trajs[dst], self.trajs[src])
-            self.trajs[dst].evals.append((step, self.trajs[src].latest))
+            value = self.trajs[src].latest  # the same weights: the same evaluation
+            self.trajs[dst].evals.append((step, value))
+            curves.log(step, **{f"val_{self.metric.name}/traj{dst}": value})
             donors[f"donor/traj{dst}"] = float(src)
             self.copies += 1
         for i, shift in enumerate(d.shifts):
@@ -405,7 +414,6 @@ class SwarmCallback(L.Callback):
             params = [p for p in self.trajs[d.dither].model.parameters() if p.requires_grad]
             dither = float(getattr(self.rule, "dither", 0.0))
             add_parameter_noise(params, dither, DITHER_RMS_FLOOR, self.dither_gen)
-        curves = pl_module.curves
         curves.log(step, round=float(d.round + 1), **donors)
         curves.log(step, **{f"score/traj{i}": s for i, s in enumerate(d.scores)})
         curves.log(step, **{f"weight/traj{i}": w for i, w in enumerate(d.weights)})
@@ -623,13 +631,14 @@ def build_population(
         gain = spread["gains"] ** u["gains"]
         if cfg.ae.enabled:
             control = AEControl(opt, _ae_with_gains(ae_cfg, gain), seed=seed)
-        priors = {k: spread[k] ** u[k] for k in PRIOR_AXES}
+        priors = {k: spread[k] ** u[k] for k in GENOTYPE}
+        priors["gains"] = gain if control is not None else 1.0
         trajs.append(
             Trajectory(
                 index=i, task=t_task, model=t_model, optimizer=opt, schedule=sched,
                 control=control, coefs=Coefficients(opt, sched, control, ae_cfg),
                 batches=t_batches, seed=seed, priors=priors,
-                init_hash=tensor_hash(*t_model.state_dict().values()),
+                init_hash=tensor_hash(*t_model.state_dict().values()), schedule_steps=share,
             )
         )
     rule: PopulationRule = instantiate(sw.rule, _convert_="all")()

@@ -41,6 +41,8 @@ class Spy:
         self.stepping: int | None = None
         self.copies_checked = 0
         self.cb: host.SwarmCallback | None = None
+        #: (active trajectory, every trajectory's device) before each step
+        self.placements: list[tuple[int, list[str]]] = []
 
     def check_all(self, cb: host.SwarmCallback, step: int, why: str) -> None:
         for t in cb.trajs:
@@ -53,6 +55,7 @@ class Spy:
         self.cb = cb
         self.check_all(cb, -1, "between steps")
         self.stepping = pl_module.active
+        self.placements.append((pl_module.active, [t.device for t in cb.trajs]))
 
     def own_step(self, cb: host.SwarmCallback) -> None:
         """Record the stepping trajectory's parameters after its own step (once per step)."""
@@ -82,9 +85,12 @@ class Spy:
 
 
 @contextmanager
-def spying(mutate: Callable[[list[host.Trajectory]], None] | None = None) -> Iterator[Spy]:
-    """Patch the host so that a :class:`Spy` sees every step (and ``mutate`` the population
-    before training)."""
+def spying(
+    mutate: Callable[[list[host.Trajectory]], None] | None = None,
+    configure: Callable[[host.SwarmCallback], None] | None = None,
+) -> Iterator[Spy]:
+    """Patch the host so that a :class:`Spy` sees every step (``mutate`` the population and
+    ``configure`` the callback before training)."""
     spy = Spy()
     original_end = host.SwarmCallback.on_train_batch_end
     original_round = host.SwarmCallback._end_round
@@ -106,6 +112,8 @@ def spying(mutate: Callable[[list[host.Trajectory]], None] | None = None) -> Ite
         module, cb = original_build(*args, **kwargs)
         if mutate is not None:
             mutate(module.population)
+        if configure is not None:
+            configure(cb)
         return module, cb
 
     with pytest.MonkeyPatch.context() as mp:
@@ -188,6 +196,22 @@ def test_dither_changes_only_the_worst_trajectory(tmp_path: Path) -> None:
     assert spy.changes == [(12 * (r + 1), i, f"round {r} end") for r, i in enumerate(dithered)]
 
 
+def test_only_the_trajectory_being_trained_is_on_the_training_device(tmp_path: Path) -> None:
+    """On a CPU-only machine the training device and the offload device are both the CPU; an
+    offload device of ``cpu:0`` (the same memory, another name) makes the placement visible."""
+
+    def offload_elsewhere(cb: host.SwarmCallback) -> None:
+        cb.offload = torch.device("cpu", 0)
+
+    with spying(configure=offload_elsewhere) as spy:
+        run_in_process([*SMALL, "swarm=pbt", "ae=on"], tmp_path, reraise=True)
+    assert len(spy.placements) == 48
+    for active, devices in spy.placements:
+        assert devices[active] == "cpu"
+        assert [i for i, d in enumerate(devices) if d == "cpu"] == [active]
+    assert [t.device for t in spy.cb.trajs] == ["cpu:0"] * 4  # all back after training
+
+
 def test_pbt_copies_weights_and_state_from_the_top(pbt_run: tuple[dict, Path, Spy]) -> None:
     data, out, spy = pbt_run
     assert data["status"] == "completed" and data["steps"] == 48
@@ -198,26 +222,64 @@ def test_pbt_copies_weights_and_state_from_the_top(pbt_run: tuple[dict, Path, Sp
     assert {(int(step) // 12 - 1, i) for step, i, _ in spy.changes} == copied
     rows = read_curves(out / "curves.csv")
     assert sum(1 for r in rows for i in range(4) if r.get(f"donor/traj{i}")) == 3
-    assert all(b in ([3, 3, 3, 3],) for b in pop["budgets"])  # PBT reallocates no compute
+    assert pop["budgets"] == [[3, 3, 3, 3]] * 4  # PBT reallocates no compute
+
+
+@pytest.fixture(scope="module")
+def four_arms(
+    tmp_path_factory: pytest.TempPathFactory,
+    swarm_run: tuple[dict, Path, Spy],
+    pbt_run: tuple[dict, Path, Spy],
+) -> dict[str, tuple[dict, Path, Spy]]:
+    """The acceptance sweep in small: every population arm, one seed, in-process."""
+    arms = {"on": swarm_run, "pbt": pbt_run}
+    for arm in ("pbt_nocopy", "independent"):
+        out = tmp_path_factory.mktemp(arm)
+        with spying() as spy:
+            _, data = run_in_process([*SMALL, f"swarm={arm}", "ae=on", "seed=1"], out,
+                                     reraise=True)
+        arms[arm] = (data, out, spy)
+    return arms
 
 
 def test_nocopy_and_independent_keep_weights_and_match_compute(
-    tmp_path: Path, swarm_run: tuple[dict, Path, Spy], pbt_run: tuple[dict, Path, Spy]
+    four_arms: dict[str, tuple[dict, Path, Spy]],
 ) -> None:
-    records = {"on": swarm_run[0], "pbt": pbt_run[0]}
     for arm in ("pbt_nocopy", "independent"):
-        with spying() as spy:
-            _, records[arm] = run_in_process([*SMALL, f"swarm={arm}", "ae=on", "seed=1"],
-                                             tmp_path / arm, reraise=True)
+        spy = four_arms[arm][2]
         assert spy.changes == [] and spy.cb.copies == 0, arm
+    records = [data for data, _, _ in four_arms.values()]
     # the same budget, the same spent compute, the same population at the start
-    assert {r["steps"] for r in records.values()} == {r["budget"] for r in records.values()} == {48}
-    hashes = {tuple(t["init_hash"] for t in r["population"]["per_trajectory"])
-              for r in records.values()}
+    assert {r["steps"] for r in records} == {r["budget"] for r in records} == {48}
+    hashes = {tuple(t["init_hash"] for t in r["population"]["per_trajectory"]) for r in records}
     priors = {tuple(t["priors"]["alpha"] for t in r["population"]["per_trajectory"])
-              for r in records.values()}
+              for r in records}
     assert len(hashes) == len(priors) == 1
-    assert len({r["arm"] for r in records.values()}) == 4
+    assert len({r["arm"] for r in records}) == 4
+
+
+def test_the_analysis_compares_the_population_arms(
+    four_arms: dict[str, tuple[dict, Path, Spy]],
+) -> None:
+    from analysis.arms import annotate
+    from analysis.collect import load_runs
+    from analysis.predictions import default_predictions_dir, load_predictions
+    from analysis.verdicts import evaluate
+
+    runset = load_runs([out for _, out, _ in four_arms.values()])
+    annotate(runset)
+    assert sorted(runset.table["swarm"]) == ["independent", "on", "pbt", "pbt_nocopy"]
+    preds = [p for p in load_predictions([default_predictions_dir()])
+             if p.name.startswith("swarm_vs_")]
+    assert {p.name for p in preds} == {"swarm_vs_pbt", "swarm_vs_pbt_nocopy",
+                                       "swarm_vs_independent"}
+    verdicts, evidence = evaluate(preds, runset, n_boot=200)
+    assert len(verdicts) == 3 and set(verdicts["stratum"].str.split().str[0]) == {"task=regression"}
+    # one seed: paired and compute-matched, but too few pairs for a verdict
+    assert (verdicts["verdict"] == "inconclusive").all()
+    assert verdicts["reason"].str.contains("too few").all()
+    assert not verdicts["reason"].str.contains("compute not matched").any()
+    assert set(evidence["metric"]) == {"time_to_target", "final", "divergence"}
 
 
 def test_a_diverged_trajectory_gets_the_minimum_and_the_population_goes_on(
@@ -246,7 +308,7 @@ def test_a_diverged_trajectory_gets_the_minimum_and_the_population_goes_on(
     assert all(b[2] == pop["b_min"] for b in pop["budgets"][1:])
     assert [sum(b) for b in pop["budgets"]] == [12] * 4
     # its unspent slices are the only compute not spent; the others trained to the end
-    assert data["steps"] == 48 - (3 - 3) - pop["b_min"] * 3 and data["budget"] == 48
+    assert data["steps"] == 48 - 3 * pop["b_min"] and data["budget"] == 48
     assert data["incidents"] == {"nonfinite": 1, "divergence": 1, "lr_cliffs": 0}
     assert math.isfinite(data["metric"]["final"]) and pop["selected"] != 2
 
@@ -276,3 +338,26 @@ def test_swarm_on_needs_ae_and_enough_steps_per_round() -> None:
             assert w in str(info.value), (w, str(info.value))
     for arm in ("pbt", "pbt_nocopy", "independent"):  # the baselines run with ae=off too
         validate_config(compose_config([f"swarm={arm}"])[0])
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["swarm=on", "ae=on", "schedule=onecycle"],
+        ["swarm=pbt", "ae=off", "optimizer=sgdm", "schedule=cosine"],
+    ],
+    ids=["aeswarm-onecycle", "pbt-vanilla-sgdm-cosine"],
+)
+def test_schedules_hold_their_last_value_beyond_a_trajectorys_share(
+    extra: list[str], tmp_path: Path
+) -> None:
+    """A trajectory's schedule spans its equal share (12 steps here); one that AE-Swarm gives
+    more holds the last scheduled value (OneCycleLR would raise, cosine would reach lr = 0)."""
+    with spying() as spy:
+        _, data = run_in_process([*SMALL, *extra], tmp_path, reraise=True)
+    assert data["status"] == "completed" and data["steps"] == 48
+    for t in spy.cb.trajs:
+        assert t.schedule.last_epoch == min(t.steps, 12 - 1)
+        assert all(g["lr"] > 0 for g in t.optimizer.param_groups)
+    if "swarm=on" in extra:
+        assert max(t.steps for t in spy.cb.trajs) > 12
