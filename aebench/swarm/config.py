@@ -90,7 +90,7 @@ class PopulationConfig(SwarmConfig):
     #: number of trajectories
     M: int = 4
     #: rounds over the budget; round r's total is budget/rounds (+1 for the first budget % rounds)
-    rounds: int = 8
+    rounds: int = 6
     priors: PriorsConfig = field(default_factory=PriorsConfig)
     rule: Any = MISSING
 
