@@ -9,11 +9,17 @@ with eigenvalues log-spaced from ``lambda_max = 1`` down to ``lambda_min = 1 / c
 the condition number is exactly ``condition``, and the largest stable plain-GD step is 2). Q is
 a random orthogonal matrix (``rotate: true``; the identity otherwise) so that the bowl is not
 aligned with the coordinate axes, where a diagonal preconditioner (Adam, Adafactor) would undo
-the conditioning for free. Q and x* ~ N(0, I) come from the run's ``data`` stream. The start
-error has the same size along every eigenvector, x_0 = x* + start_distance * Q s / sqrt(dim)
-with random signs s from the ``init`` stream: arms of a seed start at the same point, and
-f(x_0) = start_distance^2 mean(lambda) / 2 is the same for every seed, so the target means the
-same reduction in every run.
+the conditioning for free. Q and x* ~ N(0, I) come from the run's ``data`` stream.
+
+Start (``init`` stream, so arms of a seed start at the same point). In the eigenbasis the error
+x_0 - x* has random signs and magnitudes |N(0, 1)|, except along the stiffest eigenvector, where
+the magnitude is 1 (so the overshoot below is never measured against a near-zero start); it is
+then scaled so that f(x_0) = start_distance^2 mean(lambda) / 2 exactly, the value of an error
+of length ``start_distance`` spread evenly over the eigenvectors. Every seed therefore starts at
+the same suboptimality (the target means the same reduction in every run) but with a different
+spread over the modes: a start with equal magnitudes would make f's trajectory under any
+rotation-invariant linear method (GD, heavy ball) the same for every seed, and repeats
+meaningless.
 
 Stale gradients. The gradient applied at optimizer step t is computed at the parameters of step
 t - k (``delay`` = k), as in asynchronous SGD where a worker's gradient arrives k updates late:
@@ -115,8 +121,14 @@ class QuadraticDelayTask(Task):
         self.hessian = 0.5 * (self.hessian + self.hessian.T)  # exactly symmetric in float32
         self.q_max = q[:, 0].float()
         self.x_star = torch.randn(dim, generator=g)
-        signs = torch.randint(0, 2, (dim,), generator=self.rng("init")).double() * 2 - 1
-        self.start = self.x_star + (start_distance * (q @ signs) / dim**0.5).float()
+        g_init = self.rng("init")
+        signs = torch.randint(0, 2, (dim,), generator=g_init).double() * 2 - 1
+        magnitude = torch.randn(dim, generator=g_init, dtype=torch.float64).abs()
+        magnitude[0] = 1.0  # the stiffest mode (eigenvalues are sorted, largest first)
+        z = signs * magnitude
+        f_start = start_distance**2 * self.eigenvalues.mean() / 2
+        z = z * torch.sqrt(f_start / (0.5 * (self.eigenvalues * z**2).sum()))
+        self.start = self.x_star + (q @ z).float()
         self.f0 = self.f(self.start).item()
         self._model: Point | None = None
         self._reset_tracking()
