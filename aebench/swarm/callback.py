@@ -537,10 +537,11 @@ class SwarmCallback(L.Callback):
         return finite_or_none(area / max(1, self.evals[-1][0]))
 
     def population(self) -> dict[str, Any]:
-        """The record's ``population`` field (module doc)."""
+        """The record's ``population`` field (module doc); non-finite numbers become null (the
+        record is strict JSON)."""
         finals = [t.latest for t in self.trajs if t.alive and math.isfinite(t.latest)]
         pop = self.rule.pop
-        return {
+        return _json_safe({
             "rule": type(self.rule).__name__,
             "size": len(self.trajs),
             "rounds": len(pop.round_steps) if pop is not None else None,
@@ -566,7 +567,18 @@ class SwarmCallback(L.Callback):
                 }
                 for t in self.trajs
             ],
-        }
+        })
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None, recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 # ------------------------------------------------------------------------ building
