@@ -63,4 +63,5 @@ class RegressionTask(Task):
         return nn.functional.mse_loss(model(x), y)
 
     def evaluate(self, model: nn.Module) -> float:
-        return nn.functional.mse_loss(model(self.x_val), self.y_val).item()
+        device = next(model.parameters()).device  # the harness may train on an accelerator
+        return nn.functional.mse_loss(model(self.x_val.to(device)), self.y_val.to(device)).item()
