@@ -137,10 +137,15 @@ class CartPoleDriftTask(Task):
                 raise ConfigError(f"task.{key}={value}: must be a positive integer")
         if not value_scale > 0:
             raise ConfigError(f"task.value_scale={value_scale}: must be a positive number")
+        for key, value in (("vf_coef", vf_coef), ("ent_coef", ent_coef)):
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"task.{key}={value}: must be a non-negative number")
         if batch_size < 1:
             raise ConfigError(f"task.batch_size={batch_size}: must be a positive integer")
         if drift is None:  # no drift: one phase with the environment's own reward
             drift = {"every_episodes": {run_scale: batch_size}, "phases": [{}]}
+        if drift["every_episodes"].get(run_scale) is None:
+            raise ConfigError(f"task.drift.every_episodes.{run_scale}: missing (episodes a phase)")
         every = int(drift["every_episodes"][run_scale])
         if every < 1 or every % batch_size:
             raise ConfigError(
@@ -206,19 +211,21 @@ class CartPoleDriftTask(Task):
         environment's own (unscaled) reward.
         """
         envs = self._env_pool(len(seeds))
-        obs = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=False)]
+        device = next(model.parameters()).device
+        obs = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds.tolist(), strict=True)]
         trajectories: list[tuple[list, list, list]] = [([], [], []) for _ in envs]
         running = list(range(len(envs)))
         while running:
             batch = torch.as_tensor(np.stack([obs[i] for i in running]), dtype=torch.float32)
-            logits = model.actor(batch)
+            logits = model.actor(batch.to(device)).cpu()
             if gen is None:
-                actions = logits.argmax(-1)
+                actions = logits.argmax(-1).tolist()
             else:
-                actions = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen)[:, 0]
+                probs = torch.softmax(logits, -1)
+                actions = torch.multinomial(probs, 1, generator=gen)[:, 0].tolist()
             still = []
             for j, i in enumerate(running):
-                a = int(actions[j])
+                a = actions[j]
                 trajectories[i][0].append(obs[i])
                 trajectories[i][1].append(a)
                 obs[i], r, terminated, truncated, _ = envs[i].step(a)
@@ -249,10 +256,11 @@ class CartPoleDriftTask(Task):
         scale, shift = self.reward_transform(self.episodes)
         episodes = self.rollout(model, batch, self.action_gen)
         self.episodes += len(episodes)
-        obs = torch.cat([o for o, _, _ in episodes])
-        actions = torch.cat([a for _, a, _ in episodes])
+        device = next(model.parameters()).device
+        obs = torch.cat([o for o, _, _ in episodes]).to(device)
+        actions = torch.cat([a for _, a, _ in episodes]).to(device)
         seen = [scale * r + shift for _, _, r in episodes]
-        returns = torch.cat([discounted_returns(r, self.gamma) for r in seen])
+        returns = torch.cat([discounted_returns(r, self.gamma) for r in seen]).to(device)
 
         logp_all = torch.log_softmax(model.actor(obs), -1)
         logp = logp_all.gather(1, actions[:, None])[:, 0]

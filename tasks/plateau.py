@@ -140,7 +140,8 @@ class PlateauTask(Task):
         return loss
 
     def evaluate(self, model: nn.Module) -> float:
-        return nn.functional.mse_loss(model(self.x_val), self.y_val).item()
+        device = next(model.parameters()).device
+        return nn.functional.mse_loss(model(self.x_val.to(device)), self.y_val.to(device)).item()
 
     def train_log(self) -> dict[str, float]:
         values = {"plateau_level": self.plateau_level, "saturation": self.saturation}

@@ -134,16 +134,17 @@ class QuadraticDelayTask(Task):
         self._reset_tracking()
 
     # ------------------------------------------------------------------ the objective
+    # (the task's tensors follow x to its device; a no-op on the CPU)
     def f(self, x: torch.Tensor) -> torch.Tensor:
-        d = x - self.x_star
-        return 0.5 * d @ (self.hessian @ d)
+        d = x - self.x_star.to(x.device)
+        return 0.5 * d @ (self.hessian.to(x.device) @ d)
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
         """The exact gradient H (x - x*) of :meth:`f`."""
-        return self.hessian @ (x - self.x_star)
+        return self.hessian.to(x.device) @ (x - self.x_star.to(x.device))
 
     def stiff_coordinate(self, x: torch.Tensor) -> float:
-        return float(self.q_max @ (x - self.x_star))
+        return float(self.q_max.to(x.device) @ (x - self.x_star.to(x.device)))
 
     # ------------------------------------------------------------------ the Task interface
     def _reset_tracking(self) -> None:

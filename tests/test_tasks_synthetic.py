@@ -314,6 +314,8 @@ def test_cartpole_training_seeds_derive_from_the_run_seed() -> None:
         ({"drift": {**DRIFT, "every_episodes": {"cpu": 10}}}, "every_episodes.cpu=10"),
         ({"drift": {**DRIFT, "phases": [{"scale": 0.0}]}}, r"phases\[0\]"),
         ({"drift": {**DRIFT, "phases": []}}, "phases"),
+        ({"drift": {**DRIFT, "every_episodes": {"smoke": 8}}}, "every_episodes.cpu: missing"),
+        ({"vf_coef": -1.0}, "task.vf_coef=-1.0"),
         ({"eval_policy": "best"}, "task.eval_policy=best"),
         ({"run_scale": "huge"}, "task.run_scale=huge"),
         ({"env_id": "NoSuchEnv-v0"}, "task.env_id=NoSuchEnv-v0"),
