@@ -8,7 +8,7 @@ from tasks.regression import RegressionTask
 class RewardingRegression(RegressionTask):
     def loss(self, model, batch):  # noqa: ANN001, ANN201
         loss = super().loss(model, batch)
-        self._reward = -float(loss)
+        self._reward = -float(loss.detach())
         return loss
 
     def reward(self) -> float | None:
