@@ -212,7 +212,9 @@ class MarkovConfig:
 
     symbols: int = 32
     order: int = 2
-    concentration: float = 0.2
+    concentration: float = 0.1
+    #: order 2: weight of the first-order part of each row (the rest depends on the pair)
+    blend: float = 0.7
 
 
 @dataclass

@@ -165,26 +165,11 @@ class CifarCorruptionsTask(Task):
         self.label_column = data.pop("label_column", "label")
         self.spec = DataSpec(**{"name": "uoft-cs/cifar10", "config": "plain_text", **data})
         self.spec.check()
-        self._check(
-            mode,
-            corruptions,
-            severity,
-            drift_every,
-            shift_classes,
-            shift_skew,
-            model,
-            width,
-            n_train,
-            n_test,
-            rolling,
-        )
         self.mode, self.corruptions, self.severity = mode, tuple(corruptions), severity
-        self.drift_every, self.shift_classes, self.shift_skew = (
-            drift_every,
-            shift_classes,
-            shift_skew,
-        )
-        self.model_name, self.width, self.augment, self.rolling = model, width, augment, rolling
+        self.drift_every, self.shift_classes = drift_every, shift_classes
+        self.shift_skew, self.model_name, self.width = shift_skew, model, width
+        self.augment, self.rolling = augment, rolling
+        self._check(n_train, n_test)
         self.data_source = self.spec.source
 
         if self.spec.source == "real":
@@ -207,47 +192,34 @@ class CifarCorruptionsTask(Task):
         self._window: deque[tuple[int, int]] = deque(maxlen=rolling)
 
     # ------------------------------------------------------------------ config and data
-    @staticmethod
-    def _check(
-        mode: str,
-        corruptions: Sequence[str],
-        severity: int,
-        drift_every: int,
-        shift_classes: int,
-        shift_skew: float,
-        model: str,
-        width: int,
-        n_train: int | None,
-        n_test: int | None,
-        rolling: int,
-    ) -> None:
-        if mode not in MODES:
-            raise ConfigError(f"task.mode={mode}: must be one of {', '.join(MODES)}")
+    def _check(self, n_train: int | None, n_test: int | None) -> None:
+        """One-line :class:`ConfigError` on the first value out of range."""
+        if self.mode not in MODES:
+            raise ConfigError(f"task.mode={self.mode}: must be one of {', '.join(MODES)}")
         allowed = (CLEAN, *CORRUPTIONS)
-        bad = [c for c in corruptions if c not in allowed]
-        if bad or not corruptions:
+        if not self.corruptions or any(c not in allowed for c in self.corruptions):
             raise ConfigError(
-                f"task.corruptions={list(corruptions)}: give one or more of {', '.join(allowed)}"
+                f"task.corruptions={list(self.corruptions)}: give one or more of "
+                + ", ".join(allowed)
             )
-        if not 1 <= severity <= 5:
-            raise ConfigError(f"task.severity={severity}: must be an integer in 1..5")
-        if drift_every < 1:
-            raise ConfigError(f"task.drift_every={drift_every}: must be a positive integer")
-        if not 1 <= shift_classes < NUM_CLASSES:
+        if not 1 <= self.severity <= 5:
+            raise ConfigError(f"task.severity={self.severity}: must be an integer in 1..5")
+        if self.model_name not in MODELS:
+            raise ConfigError(f"task.model={self.model_name}: must be one of {', '.join(MODELS)}")
+        if not 1 <= self.shift_classes < NUM_CLASSES:
             raise ConfigError(
-                f"task.shift_classes={shift_classes}: must be in 1..{NUM_CLASSES - 1}"
+                f"task.shift_classes={self.shift_classes}: must be in 1..{NUM_CLASSES - 1}"
             )
-        if not 0.0 <= shift_skew <= 1.0:
-            raise ConfigError(f"task.shift_skew={shift_skew}: must be in [0, 1]")
-        if model not in MODELS:
-            raise ConfigError(f"task.model={model}: must be one of {', '.join(MODELS)}")
-        if width < 1:
-            raise ConfigError(f"task.width={width}: must be a positive integer")
+        if not 0.0 <= self.shift_skew <= 1.0:
+            raise ConfigError(f"task.shift_skew={self.shift_skew}: must be in [0, 1]")
+        counts = (("drift_every", self.drift_every), ("width", self.width),
+                  ("rolling", self.rolling))  # fmt: skip
+        for key, value in counts:
+            if value < 1:
+                raise ConfigError(f"task.{key}={value}: must be a positive integer")
         for key, value in (("n_train", n_train), ("n_test", n_test)):
             if value is not None and value < 1:
                 raise ConfigError(f"task.{key}={value}: must be null or a positive integer")
-        if rolling < 1:
-            raise ConfigError(f"task.rolling={rolling}: must be a positive integer")
 
     def _load_real(
         self, n_train: int | None, n_test: int | None
@@ -368,10 +340,13 @@ class CifarCorruptionsTask(Task):
         return self._test_cache[corruption]
 
     def predictions(self, model: nn.Module, corruption: str) -> torch.Tensor:
-        x = self.test_images(corruption)
+        """Predicted classes of the test set under ``corruption``, computed on the model's
+        device in chunks of 500 (returned on the CPU)."""
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        mean, std = self.mean.to(device), self.std.to(device)
         out = [
-            model((chunk.float().div_(255.0) - self.mean) / self.std).argmax(1)
-            for chunk in x.split(500)
+            model((chunk.to(device).float().div_(255.0) - mean) / std).argmax(1).cpu()
+            for chunk in self.test_images(corruption).split(500)
         ]
         return torch.cat(out)
 

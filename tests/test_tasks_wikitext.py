@@ -163,6 +163,7 @@ def test_real_data_runs_end_to_end_and_is_recorded_as_real(
         ({"tokenizer": "bpe"}, "task.tokenizer=bpe"),
         ({"n_heads": 3}, "task.n_heads=3"),
         ({"markov": {"order": 3}}, "task.markov.order=3"),
+        ({"markov": {"blend": 1.5}}, "task.markov.blend=1.5"),
         ({"dropout": 1.0}, "task.dropout=1.0"),
         ({"data": {"source": "web"}}, "task.data.source=web"),
     ],
@@ -177,7 +178,7 @@ def test_bad_values_fail_with_one_line_naming_the_key(kwargs: dict, key: str) ->
 @pytest.mark.parametrize("order", [1, 2])
 def test_markov_entropy_rate_matches_the_sampled_chain(order: int) -> None:
     g = torch.Generator().manual_seed(0)
-    src = MarkovSource(symbols=8, order=order, concentration=0.5, g=g)
+    src = MarkovSource(symbols=8, order=order, concentration=0.5, blend=0.5, g=g)
     s = src.sample(200_000, g)
     k = 8
     ctx = s[:-order] if order == 1 else s[:-2] * k + s[1:-1]
