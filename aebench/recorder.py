@@ -30,6 +30,19 @@ def finite_or_none(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
 
 
+def check_divergence(
+    loss: float, first_loss: float | None, incidents: Incidents, factor: float, floor: float
+) -> tuple[bool, float | None]:
+    """The divergence rule of the module docstring for one step's loss: ``(diverged, first
+    loss)``; a non-finite loss is also counted in ``incidents.nonfinite``."""
+    if not math.isfinite(loss):
+        incidents.nonfinite += 1
+        return True, first_loss
+    if first_loss is None:
+        first_loss = loss
+    return abs(loss) > factor * max(abs(first_loss), floor), first_loss
+
+
 class RunRecorder(L.Callback):
     def __init__(
         self,
@@ -141,14 +154,9 @@ class RunRecorder(L.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         step = trainer.global_step
         loss = float(pl_module.last_loss)
-        diverged = not math.isfinite(loss)
-        if diverged:
-            self.incidents.nonfinite += 1
-        else:
-            if self.first_loss is None:
-                self.first_loss = loss
-            limit = self.divergence_factor * max(abs(self.first_loss), self.divergence_floor)
-            diverged = abs(loss) > limit
+        diverged, self.first_loss = check_divergence(
+            loss, self.first_loss, self.incidents, self.divergence_factor, self.divergence_floor
+        )
         last = step >= self.total_steps
         if diverged or last or step % self.log_every == 0:
             coefficients = self.step_coefficients or self._coefficients(trainer.optimizers[0])

@@ -81,7 +81,7 @@ from aebench.ae.config import validate as validate_ae
 from aebench.ae.controller import SIGNAL_COLUMNS, AEControl
 from aebench.curves import CurveBuffer
 from aebench.record import Incidents, Metric, Target
-from aebench.recorder import CLIFF_FACTOR, finite_or_none
+from aebench.recorder import CLIFF_FACTOR, check_divergence, finite_or_none
 from aebench.seeding import derive_seed, tensor_hash
 from aebench.swarm.coefficients import Coefficients
 from aebench.swarm.scheduler import (
@@ -461,14 +461,9 @@ class SwarmCallback(L.Callback):
         t.steps += 1
         self.left -= 1
         loss = float(pl_module.last_loss)
-        diverged = not math.isfinite(loss)
-        if diverged:
-            t.incidents.nonfinite += 1
-        else:
-            if t.first_loss is None:
-                t.first_loss = loss
-            limit = self.divergence_factor * max(abs(t.first_loss), self.divergence_floor)
-            diverged = abs(loss) > limit
+        diverged, t.first_loss = check_divergence(
+            loss, t.first_loss, t.incidents, self.divergence_factor, self.divergence_floor
+        )
         last = step >= self.total_steps
         if diverged or last or step % self.log_every == 0:
             values = {"train_loss": loss, **self.pending}
