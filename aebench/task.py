@@ -16,10 +16,12 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from aebench.ae.bindings import ModelCoefficient, attribute_coefficient
 from aebench.seeding import generator
 from aebench.validation import ConfigError
 
-__all__ = ["ConfigError", "MetricMode", "Task", "cycle_batches"]
+__all__ = ["ConfigError", "MetricMode", "ModelCoefficient", "Task", "attribute_coefficient",
+           "cycle_batches"]
 
 MetricMode = Literal["min", "max"]
 
@@ -75,6 +77,14 @@ class Task(ABC):
         """Extra curve columns at the current step (e.g. a rolling training accuracy or the
         unscaled episodic return), logged at the curve cadence; none by default."""
         return {}
+
+    def coefficients(self, model: nn.Module) -> list[ModelCoefficient]:
+        """Coefficients of ``model`` that AE may adapt beside the optimizer's (kinds ``gate``,
+        ``dropout``, ``l1``; :mod:`aebench.ae.bindings`), each with read and write; none by
+        default. Without AE they keep their configured values (a fixed-capacity baseline);
+        they are not trained by backpropagation. Log them in :meth:`train_log` so every arm's
+        curves carry them."""
+        return []
 
 
 def cycle_batches(

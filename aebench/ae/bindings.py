@@ -16,6 +16,28 @@ family         coefficients (kind -> param-group field; curve column)
                here, so AE leaves ``beta2_decay`` (and the clipping threshold ``d``) alone.
 =============  ==========================================================================
 
+Model coefficients (protocol H.14, I.15). A task's model may expose coefficients of its own
+through :meth:`aebench.task.Task.coefficients` (default: none), each a :class:`ModelCoefficient`
+with its kind, curve column, read and write. They join the coefficient vector ``a`` of the
+first param group (one vector, one budget, one energy; their drive uses the shared signals), are
+evolved by the same laws in their charts (:mod:`aebench.ae.charts`) and are ignored by AE when
+the model has none, as optimizer kinds a family lacks are:
+
+=============  ==========================================================================
+kind           coefficient (chart; typical curve column)
+=============  ==========================================================================
+``gate``       a block gate g in (0, 1), the block's output scale h <- h + g f(h) (logit;
+               ``gate_<i>``). Several of one kind are allowed: one per block, each with
+               its own prior (its configured value), box slot and budget share.
+``dropout``    a dropout probability p in [0, p_max) (logit0: 0 at the floor; ``dropout``)
+``l1``         an L1 penalty strength lambda >= 0 in the training loss (log0; ``l1``)
+=============  ==========================================================================
+
+A model coefficient is a forward-pass quantity: AE writes it in ``on_before_optimizer_step``,
+after this step's forward and backward, so the value written at step t acts from the forward
+pass of step t + 1 (an optimizer coefficient acts on step t's update). Backpropagation does not
+train them (they are plain floats, not parameters).
+
 Effective step gamma = alpha ||P g|| (logged; Section 5), with P the family's preconditioner:
 identity for SGD (the literal alpha ||g||); for Adam ``g / (sqrt(v_hat) + eps)`` with v_hat the
 bias-corrected ``exp_avg_sq`` from before this step (``|g|`` on the first step); for Adafactor
@@ -38,6 +60,9 @@ by alpha ||g|| would). sigma = 0 (at its floor) draws nothing at all.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.optim import Optimizer
@@ -220,3 +245,34 @@ def add_parameter_noise(params: list[torch.Tensor], sigma: float, rms_floor: flo
              for p in params]
     torch._foreach_mul_(noise, scales)
     torch._foreach_add_(params, noise)
+
+
+@dataclass
+class ModelCoefficient:
+    """One coefficient that lives in a task's model, not in an optimizer param group.
+
+    ``kind`` is one of :data:`aebench.ae.config.MODEL_KINDS` (its chart, gains and box come from
+    ``ae.coefs.<kind>``); ``column`` names it (curve column and AE's key; unique per model);
+    ``read``/``write`` get and set its value in its own units. ``share`` multiplies the kind's
+    budget weight m (AE-6, AE-10): ``1/N`` for each of N per-block gates makes them weigh as one.
+    """
+
+    kind: str
+    column: str
+    read: Callable[[], float]
+    write: Callable[[float], None]
+    share: float = 1.0
+
+
+def attribute_coefficient(obj: Any, name: str, kind: str, column: str, share: float = 1.0,
+                          index: int | None = None) -> ModelCoefficient:
+    """A :class:`ModelCoefficient` reading and writing ``obj.<name>`` (``obj.<name>[index]``
+    for a list of values, e.g. one gate per block)."""
+    if index is None:
+        return ModelCoefficient(kind, column, lambda: float(getattr(obj, name)),
+                                lambda v: setattr(obj, name, float(v)), share)
+
+    def write(value: float) -> None:
+        getattr(obj, name)[index] = float(value)
+
+    return ModelCoefficient(kind, column, lambda: float(getattr(obj, name)[index]), write, share)

@@ -17,6 +17,10 @@ step -> the optimizer's update -> a ``register_step_post_hook`` on the optimizer
 parameter noise right after the update (exact form in :mod:`aebench.ae.bindings`) -> the
 schedule's ``step()``, which AE composes with (:mod:`aebench.ae.controller`, "Schedules").
 
+Model coefficients: when ``pl_module`` has a ``task`` and a ``model``, the first optimizer's
+controller also adapts ``task.coefficients(model)`` (gates, dropout, L1 strength;
+:mod:`aebench.ae.bindings`); the task logs their columns itself (``Task.train_log``).
+
 ``cfg.enabled = False`` makes the callback inert (``ae=off`` normally leaves it out altogether).
 """
 
@@ -54,12 +58,23 @@ class AEController(L.Callback):
         """Non-finite steps skipped by the controllers (for the run record's incidents)."""
         return sum(c.skips for c in self.controls.values())
 
-    def _control(self, optimizer: Any) -> tuple[AEControl, str]:
+    @staticmethod
+    def _model_coefficients(pl_module: Any) -> list[Any]:
+        """The task's model coefficients (``pl_module.task.coefficients(pl_module.model)``; none
+        for a module without a task); they join the first optimizer's controller."""
+        task, model = getattr(pl_module, "task", None), getattr(pl_module, "model", None)
+        if task is None or model is None or not hasattr(task, "coefficients"):
+            return []
+        return list(task.coefficients(model))
+
+    def _control(self, optimizer: Any, pl_module: Any = None) -> tuple[AEControl, str]:
         opt = getattr(optimizer, "optimizer", optimizer)
         key = id(opt)
         ctl = self.controls.get(key)
         if ctl is None:
-            ctl = AEControl(opt, self.cfg, seed=self.seed)
+            ctl = AEControl(opt, self.cfg, seed=self.seed,
+                            model_coefficients=self._model_coefficients(pl_module)
+                            if not self._order else ())
             self.controls[key] = ctl
             self._order.append(key)
             self._handles.append(opt.register_step_post_hook(lambda *_a, c=ctl: c.after_step()))
@@ -81,7 +96,7 @@ class AEController(L.Callback):
                 "AEController needs pl_module.last_loss (the detached training loss) set before "
                 "backward"
             )
-        ctl, sfx = self._control(optimizer)
+        ctl, sfx = self._control(optimizer, pl_module)
         row = ctl.before_step(loss, getattr(pl_module, "last_reward", None))
         step = int(trainer.global_step)
         curves = getattr(pl_module, "curves", None)

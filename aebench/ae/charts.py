@@ -13,9 +13,23 @@ Charts per kind:
 * ``alpha`` (lr), ``eps``: ``z = log a``.
 * ``beta1`` (momentum / Adam beta1), ``beta2``: ``z = log 1/(1-beta)`` (``beta = 1 - exp(-z)``;
   beta = 0 maps to z = 0).
-* ``weight_decay``, ``sigma``: ``z = log max(a, floor)`` where the floor is the lower bound of
-  Omega for that kind (config ``lo``). These coefficients may be exactly zero ("off"): 0 reads as
-  ``z = log floor`` and any ``z`` at or below ``log floor`` is written back as exactly 0.
+* ``weight_decay``, ``sigma``, ``l1``: ``z = log max(a, floor)`` where the floor is the lower
+  bound of Omega for that kind (config ``lo``). These coefficients may be exactly zero ("off"): 0
+  reads as ``z = log floor`` and any ``z`` at or below ``log floor`` is written back as exactly
+  0. ``l1`` (the L1 strength lambda of a model's penalty) is a scale like weight decay: its
+  effect is multiplicative (the penalty's gradient is proportional to it) and 0 means no penalty,
+  so it gets weight decay's chart.
+* ``gate`` (a block gate g in (0, 1)): the logit ``z = log g/(1-g)`` (``g = sigmoid(z)``). A gate
+  is a fraction bounded on both sides: near 0 the logit is ``log g`` (AE-3's multiplicative
+  update of a small scale), near 1 it is ``-log(1-g)`` (multiplicative in the distance to a fully
+  open gate, the same reading as beta's horizon chart), and it is symmetric about g = 1/2, so
+  opening and closing a gate by the same drive are mirror images. A gate of exactly 0 or 1 has
+  no chart coordinate: Omega's box must lie inside (0, 1).
+* ``dropout`` (a dropout probability p in [0, p_max)): ``z = logit max(p, floor)``, the log of
+  ``p/(1-p)``, which is the variance of the dropout mask relative to its squared mean (a kept
+  unit is scaled by 1/(1-p)): AE-3's multiplicative step scales the injected noise's relative
+  variance. As for log0, p = 0 ("no dropout", the usual configured value) is the floor and is
+  written back as exactly 0; the chart is ``logit0``.
 """
 
 from __future__ import annotations
@@ -30,18 +44,44 @@ CHART: dict[str, str] = {
     "eps": "log",
     "weight_decay": "log0",
     "sigma": "log0",
+    "gate": "logit",
+    "dropout": "logit0",
+    "l1": "log0",
 }
+
+#: charts whose floor (Omega's ``lo``) means "off": the value there is written as exactly 0
+OFF_FLOOR_CHARTS = ("log0", "logit0")
 
 _AT_FLOOR = 1e-12  # z within this of log(floor) counts as "at the floor"
 
 
+def has_off_floor(kind: str) -> bool:
+    """True for kinds whose chart floor means "off" (the value 0): log0 and logit0 charts."""
+    return CHART[kind] in OFF_FLOOR_CHARTS
+
+
+def _logit(value: float) -> float:
+    return math.log(value) - math.log1p(-value)
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
 def to_chart(kind: str, value: float, floor: float = 0.0) -> float:
-    """Chart coordinate z of a coefficient value (``floor`` only matters for log0 kinds)."""
+    """Chart coordinate z of a coefficient value (``floor`` only matters for log0/logit0)."""
     chart = CHART[kind]
     if chart == "log":
         return math.log(value)
     if chart == "horizon":
         return -math.log1p(-value)
+    if chart == "logit":
+        return _logit(value)
+    if chart == "logit0":
+        return _logit(max(value, floor))
     return math.log(max(value, floor))
 
 
@@ -52,6 +92,10 @@ def from_chart(kind: str, z: float, floor: float = 0.0) -> float:
         return math.exp(z)
     if chart == "horizon":
         return -math.expm1(-z)
+    if chart == "logit":
+        return _sigmoid(z)
+    if chart == "logit0":
+        return 0.0 if z <= _logit(floor) + _AT_FLOOR else _sigmoid(z)
     if z <= math.log(floor) + _AT_FLOOR:
         return 0.0
     return math.exp(z)

@@ -48,7 +48,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: coefficient kinds AE can evolve, in the order of the vector ``a`` (and of zeta in AE-7)
-KINDS: tuple[str, ...] = ("alpha", "beta1", "beta2", "eps", "weight_decay", "sigma")
+KINDS: tuple[str, ...] = ("alpha", "beta1", "beta2", "eps", "weight_decay", "sigma",
+                          "gate", "dropout", "l1")
+#: the kinds a task's model exposes (:meth:`aebench.task.Task.coefficients`), not an optimizer
+MODEL_KINDS: tuple[str, ...] = ("gate", "dropout", "l1")
 
 
 @dataclass
@@ -87,10 +90,11 @@ class CoefConfig:
 
     Omega (AE-3 projection) is the box ``[lo, hi]`` in the coefficient's own units, mapped to chart
     space. ``relative=True`` (log-chart kinds only) reads ``lo`` and ``hi`` as multiples of the base
-    value (the optimizer's configured or scheduled value). For ``weight_decay`` and ``sigma`` ``lo``
-    is also the chart floor: zero maps to ``log(lo)`` and a coefficient at its floor is written as
-    exactly 0. ``prior`` is a-bar in the coefficient's units; ``None`` means the base value. ``m``
-    is the kind's weight in the budget metric M (AE-6) and in the energy (AE-10).
+    value (the optimizer's configured or scheduled value). For ``weight_decay``, ``sigma``, ``l1``
+    and ``dropout`` ``lo`` is also the chart floor: zero maps to ``chart(lo)`` and a coefficient
+    at its floor is written as exactly 0. ``prior`` is a-bar in the coefficient's units;
+    ``None`` means the base value. ``m`` is the kind's weight in the budget metric M (AE-6) and
+    in the energy (AE-10).
     """
 
     adapt: bool = True
@@ -141,9 +145,53 @@ def _sigma() -> CoefConfig:
     return CoefConfig(leak=0.0, lo=1e-6, hi=1e-3, relative=False)
 
 
+# Model-side kinds (protocol H.14 and I.15; bound through Task.coefficients, not a param group).
+# Gains from the theory's sentences, in AE-2's sign convention (u = w_p tanh(-T/tau_p)
+# - w_v [softplus(V/tau_v) - ln2] + ...: w_p > 0 raises a coefficient while the loss falls,
+# w_v > 0 lowers it while the relative variance V is high), with the magnitudes of alpha's drive
+# (w_p 0.5, w_v 1.0: the theory states capacity in the same shape as the step size, "grows when
+# progress, shrinks when variance spikes") and the leak 1.0 of every kind without a regulator
+# of its own. Not measured on, or tuned for, experiments 14 and 15 (no run had been made when
+# they were set). Only the progress and variance terms are named by the theory for these kinds:
+# w_r = w_c = 0. Laws on them: AE-2 (these terms, leak, barrier), AE-3 projection onto the box,
+# AE-6 (they share the budget ||dz||_M^2 with the optimizer's kinds), AE-10 (in the energy) and
+# the AE-10 guard's meta-step factor. Not AE-5's shrink (a step-size safety: alpha and sigma
+# only, AE_READINGS #8; the variance response of these kinds is their w_v), not AE-7 (the
+# theory names no cross-term for them: their rows and columns of C are zero), AE-4 and AE-8
+# (sigma's and alpha's own laws).
+def _gate() -> CoefConfig:
+    # H.14 "capacity grows when progress; shrinks when variance spikes": w_p > 0, w_v > 0. Logit
+    # chart; the box keeps every gate inside (0, 1) where the chart exists. With several gates
+    # (one per block) each carries m / N in the budget metric (Task.coefficients' ``share``), so
+    # the N gates together weigh as one coefficient.
+    return CoefConfig(w_p=0.5, w_v=1.0, leak=1.0, lo=0.01, hi=0.99, relative=False)
+
+
+def _dropout() -> CoefConfig:
+    # the opposite way to the gates (dropout removes capacity): progress lowers p, a variance
+    # spike raises it. Chart logit0: p at the floor lo is written as exactly 0 (no dropout);
+    # hi is p_max. Beware the loop this closes: dropout itself adds minibatch loss variance.
+    return CoefConfig(w_p=-0.5, w_v=-1.0, leak=1.0, lo=1e-3, hi=0.5, relative=False)
+
+
+def _l1() -> CoefConfig:
+    # I.15 "lambda rises as training stabilizes". Reading (AE_READINGS style): "stabilizes" is
+    # low V and a stalling trend (T -> 0). AE-2's terms can only express it as the *absence* of
+    # a push down: with the centred softplus (AE_READINGS #3) V = 0 exerts no pull, and
+    # tanh(-T/tau_p) vanishes at a stall, so no term is positive on a stable run (the only
+    # stall indicator in the theory, AE-4's 1{|T| < eps_T}, belongs to sigma's noise law). So:
+    # w_p < 0 holds lambda below its prior while the loss falls fast, w_v > 0 while the loss is
+    # noisy, and the leak raises it back toward the prior a-bar (the configured lambda, or
+    # ``prior``) as both fade: lambda rises over training as the fit settles, never above the
+    # prior (set ``prior`` above the configured value to let it climb past where it started).
+    # Chart log0 like weight decay (0 = no penalty).
+    return CoefConfig(w_p=-0.5, w_v=1.0, leak=1.0, lo=1e-6, hi=1.0, relative=False)
+
+
 @dataclass
 class CoefsConfig:
-    """Per-kind settings; kinds a family does not have are ignored (e.g. beta2 on SGD)."""
+    """Per-kind settings; kinds a family (or a task's model) does not have are ignored (e.g.
+    beta2 on SGD, gate on a model without gated blocks)."""
 
     alpha: CoefConfig = field(default_factory=_alpha)
     beta1: CoefConfig = field(default_factory=_beta1)
@@ -151,6 +199,9 @@ class CoefsConfig:
     eps: CoefConfig = field(default_factory=_eps)
     weight_decay: CoefConfig = field(default_factory=_weight_decay)
     sigma: CoefConfig = field(default_factory=_sigma)
+    gate: CoefConfig = field(default_factory=_gate)
+    dropout: CoefConfig = field(default_factory=_dropout)
+    l1: CoefConfig = field(default_factory=_l1)
 
 
 @dataclass
@@ -443,10 +494,15 @@ def validate(cfg: Any) -> AEConfig:
                 _fail(f"{key}.relative", c.relative, "must be false for beta (horizon chart)")
             if not 0.0 <= c.lo < c.hi < 1.0:
                 _fail(f"{key}.lo/hi", (c.lo, c.hi), "need 0 <= lo < hi < 1")
+        elif kind in ("gate", "dropout"):
+            if c.relative:
+                _fail(f"{key}.relative", c.relative, "must be false (logit chart)")
+            if not 0.0 < c.lo < c.hi < 1.0:
+                _fail(f"{key}.lo/hi", (c.lo, c.hi), "need 0 < lo < hi < 1 (logit chart)")
         else:
             if not 0.0 < c.lo < c.hi:
                 _fail(f"{key}.lo/hi", (c.lo, c.hi), "need 0 < lo < hi (log chart)")
-            if kind in ("weight_decay", "sigma") and c.relative:
+            if kind in ("weight_decay", "sigma", "l1") and c.relative:
                 _fail(f"{key}.relative", c.relative, "must be false (the value may be 0)")
         if c.prior is not None:
             _finite(f"{key}.prior", c.prior)

@@ -15,6 +15,9 @@ Per param group the controller keeps the AE-1 filter state, the chart offsets of
 the budget dual variable lambda (AE-6), the Lyapunov guard factor (AE-10), the gauge target and
 sigma; and, with ``rho_buffer=copy``, one gradient copy per parameter (one parameter-sized buffer
 per group). The order of the laws within a step is documented in :mod:`aebench.ae.laws`.
+A task's model coefficients (gates, dropout, L1 strength: ``model_coefficients``, see
+:mod:`aebench.ae.bindings`) are entries of the first group's vector, keyed by their column, so
+several coefficients of one kind (one gate per block) each have their own base, prior and offset.
 
 Schedules. AE evolves an *offset* delta in chart space on top of a *base* value that it reads
 from the param group: the written coefficient is ``chart^-1(chart(base) + delta)``; for alpha that
@@ -40,6 +43,7 @@ coefficients never leave Omega.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +51,9 @@ import torch
 from torch.optim import Optimizer
 
 from aebench.ae import laws as L
-from aebench.ae.bindings import Binding, add_parameter_noise, binding_for
-from aebench.ae.charts import chart_bounds, from_chart, to_chart
-from aebench.ae.config import AEConfig, CoefConfig, law_names, validate
+from aebench.ae.bindings import Binding, ModelCoefficient, add_parameter_noise, binding_for
+from aebench.ae.charts import CHART, chart_bounds, from_chart, has_off_floor, to_chart
+from aebench.ae.config import MODEL_KINDS, AEConfig, CoefConfig, law_names, validate
 from aebench.ae.signals import SignalState, ema, finite, grad_stats
 
 #: the signal columns the controller logs per param group (suffix ``/pgN`` for N >= 1)
@@ -84,6 +88,12 @@ class GroupState:
     skips: int = 0
     shrinks: int = 0
     guards: int = 0
+    #: one key per entry of ``kinds`` (the kind itself for the optimizer's coefficients, the
+    #: column for a model coefficient, so several of one kind are told apart); ``base``,
+    #: ``written`` are keyed by it
+    keys: list[str] = field(default_factory=list)
+    #: the model coefficients of this group by key (group 0 only)
+    model: dict[str, ModelCoefficient] = field(default_factory=dict)
 
 
 class AEControl:
@@ -93,9 +103,13 @@ class AEControl:
         optimizer: a torch optimizer (SGD, Adam, AdamW or Adafactor), or a LightningOptimizer.
         cfg: :class:`AEConfig`, a mapping or a DictConfig (validated here).
         seed: the run seed; with ``cfg.noise_seed`` it seeds the noise generator.
+        model_coefficients: the task's model coefficients (``Task.coefficients``, kinds gate,
+            dropout, l1; :mod:`aebench.ae.bindings`). They join the first param group's vector
+            ``a``: one state, one budget and one energy with its optimizer coefficients.
     """
 
-    def __init__(self, optimizer: Optimizer, cfg: Any = None, seed: int = 0) -> None:
+    def __init__(self, optimizer: Optimizer, cfg: Any = None, seed: int = 0,
+                 model_coefficients: Sequence[ModelCoefficient] = ()) -> None:
         self.cfg: AEConfig = validate(cfg)
         self.optimizer: Optimizer = getattr(optimizer, "optimizer", optimizer)
         self.binding: Binding = binding_for(self.optimizer)
@@ -113,6 +127,17 @@ class AEControl:
         self._noise_due = False
         if self.cfg.rho_buffer == "momentum" and self.binding.family == "adafactor":
             raise ValueError("ae.rho_buffer='momentum': Adafactor has no momentum buffer; use copy")
+        self.model_coefficients = list(model_coefficients)
+        seen: set[str] = set(self.binding.kinds)
+        for mc in self.model_coefficients:
+            if mc.kind not in MODEL_KINDS:
+                raise ValueError(f"model coefficient {mc.column}: kind={mc.kind!r}; allowed: "
+                                 + ", ".join(MODEL_KINDS))
+            if mc.column in seen:
+                raise ValueError(f"model coefficient column={mc.column!r}: used twice")
+            if not (math.isfinite(mc.share) and mc.share > 0):
+                raise ValueError(f"model coefficient {mc.column}: share={mc.share!r}: must be > 0")
+            seen.add(mc.column)
         self.groups = [self._new_group(g, i) for i, g in enumerate(self.optimizer.param_groups)]
 
     # ------------------------------------------------------------------ setup
@@ -134,13 +159,41 @@ class AEControl:
                 f"ae.rho_buffer='momentum': param group {index} has momentum=0 (no buffer); "
                 "use copy"
             )
+        keys = list(kinds)
+        shares = [1.0] * len(kinds)
+        model: dict[str, ModelCoefficient] = {}
+        for mc in self.model_coefficients if index == 0 else ():
+            c = getattr(cfg.coefs, mc.kind)
+            if not c.adapt:
+                continue
+            value = float(mc.read())
+            try:
+                z = to_chart(mc.kind, value, c.lo)
+            except (ValueError, OverflowError):
+                z = math.nan
+            if not math.isfinite(z):
+                raise ValueError(
+                    f"model coefficient {mc.column}={value!r}: outside the {CHART[mc.kind]} "
+                    f"chart of ae.coefs.{mc.kind} (a gate must lie in (0, 1), dropout in [0, 1), "
+                    "l1 >= 0)"
+                )
+            kinds.append(mc.kind)
+            keys.append(mc.column)
+            shares.append(float(mc.share))
+            base[mc.column] = value
+            model[mc.column] = mc
+        params = L.params_from_config(cfg, kinds)
+        if model:
+            params.m = params.m * torch.tensor(shares, dtype=params.m.dtype)
         return GroupState(
             kinds=kinds,
-            params=L.params_from_config(cfg, kinds),
+            params=params,
             base=base,
-            written={k: None for k in kinds},
+            written={k: None for k in keys},
             delta=[0.0] * len(kinds),
             sigma=cfg.noise.sigma_init,
+            keys=keys,
+            model=model,
         )
 
     def _generator(self, device: torch.device) -> torch.Generator:
@@ -287,18 +340,19 @@ class AEControl:
             return
         # base values (schedule-aware) and chart coordinates
         current: dict[str, float] = {}
-        for k in kinds:
+        keyed = list(zip(gs.keys, kinds, strict=True))
+        for key, k in keyed:
             if k == "sigma":
                 continue
-            cur = self.binding.read(group, k)
-            current[k] = cur
-            if gs.written[k] is None or cur != gs.written[k]:
-                gs.base[k] = cur
+            cur = self._read(group, gs, key)
+            current[key] = cur
+            if gs.written[key] is None or cur != gs.written[key]:
+                gs.base[key] = cur
         z_l, zbar_l, lo_l, hi_l, zb_l = [], [], [], [], []
-        for j, k in enumerate(kinds):
+        for j, (key, k) in enumerate(keyed):
             c: CoefConfig = getattr(cfg.coefs, k)
-            zb = to_chart(k, gs.base[k], c.lo)
-            lo, hi = chart_bounds(k, c.lo, c.hi, c.relative, gs.base[k])
+            zb = to_chart(k, gs.base[key], c.lo)
+            lo, hi = chart_bounds(k, c.lo, c.hi, c.relative, gs.base[key])
             zb_l.append(zb)
             z_l.append(min(max(zb + gs.delta[j], lo), hi))
             zbar_l.append(zb if c.prior is None else min(max(to_chart(k, c.prior, c.lo), lo), hi))
@@ -318,22 +372,22 @@ class AEControl:
         gs.shrink = float(res.shrink)
         if gs.shrink > 0.5:
             gs.shrinks += 1
-        for j, k in enumerate(kinds):
+        for j, (key, k) in enumerate(keyed):
             c = getattr(cfg.coefs, k)
             gs.delta[j] = z_new[j] - zb_l[j]
             if k == "sigma":
-                gs.sigma = gs.base[k] if gs.delta[j] == 0.0 else self._inside(
-                    k, c, gs.base[k], from_chart(k, z_new[j], c.lo))
+                gs.sigma = gs.base[key] if gs.delta[j] == 0.0 else self._inside(
+                    k, c, gs.base[key], from_chart(k, z_new[j], c.lo))
                 continue
-            if gs.delta[j] == 0.0 and gs.written[k] is None:
+            if gs.delta[j] == 0.0 and gs.written[key] is None:
                 continue
             if gs.delta[j] == 0.0:
-                value = gs.base[k]
+                value = gs.base[key]
             else:
-                value = self._inside(k, c, gs.base[k], from_chart(k, z_new[j], c.lo))
-            if value != current[k]:
-                self.binding.write(group, k, value)
-            gs.written[k] = self.binding.read(group, k)
+                value = self._inside(k, c, gs.base[key], from_chart(k, z_new[j], c.lo))
+            if value != current[key]:
+                self._write(group, gs, key, value)
+            gs.written[key] = self._read(group, gs, key)
         # AE-10: energy (always logged) and guard (only with the lyapunov law on)
         psi = 0.0
         if cfg.laws.barrier:
@@ -357,9 +411,21 @@ class AEControl:
     def _inside(kind: str, c: CoefConfig, base: float, value: float) -> float:
         """Clamp a value to Omega in its own units (guards the chart's last-bit rounding)."""
         lo, hi = (base * c.lo, base * c.hi) if c.relative else (c.lo, c.hi)
-        if kind in ("weight_decay", "sigma") and value == 0.0:
+        if has_off_floor(kind) and value == 0.0:
             return 0.0  # at the floor: off
         return min(max(value, lo), hi)
+
+    def _read(self, group: dict, gs: GroupState, key: str) -> float:
+        """The value of one coefficient of the group (a model coefficient by its key)."""
+        mc = gs.model.get(key)
+        return float(mc.read()) if mc is not None else self.binding.read(group, key)
+
+    def _write(self, group: dict, gs: GroupState, key: str, value: float) -> None:
+        mc = gs.model.get(key)
+        if mc is not None:
+            mc.write(value)
+        else:
+            self.binding.write(group, key, value)
 
     def _calibrate(self, gs: GroupState) -> None:
         g = self.cfg.gauge
@@ -381,16 +447,19 @@ class AEControl:
             "energy": float("nan") if gs.energy is None else gs.energy, "sigma": gs.sigma,
             "shrink": gs.shrink, "guard": gs.guard,
         }
-        for k in gs.kinds:
+        for key, k in zip(gs.keys, gs.kinds, strict=True):
             if k != "sigma":
-                row[self.binding.columns[k]] = self.binding.read(group, k)
+                column = key if key in gs.model else self.binding.columns[k]
+                row[column] = self._read(group, gs, key)
         return {name + sfx: float(v) for name, v in row.items()}
 
     # ------------------------------------------------------------------ introspection
     def coefficients(self, index: int = 0) -> dict[str, float]:
-        """The current coefficient values of group ``index`` by kind (sigma included)."""
+        """The current coefficient values of group ``index`` by kind (sigma included; model
+        coefficients by their column)."""
         group, gs = self.optimizer.param_groups[index], self.groups[index]
-        out = {k: self.binding.read(group, k) for k in gs.kinds if k != "sigma"}
+        out = {key: self._read(group, gs, key)
+               for key, k in zip(gs.keys, gs.kinds, strict=True) if k != "sigma"}
         out["sigma"] = gs.sigma
         return out
 

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from aebench.ae.charts import has_off_floor
 from aebench.ae.config import AEConfig, LawsConfig
 
 LN2 = math.log(2.0)
@@ -81,8 +82,8 @@ def barrier_force(
     """AE-2 barrier of Omega: ``-dpsi/dz = mu (exp(-x/w) - exp(-(1-x)/w))``, x = (z-lo)/(hi-lo).
 
     Bounded by mu and negligible in the interior (e^-25 at mid-box for w = 0.02). ``lower`` (0/1
-    per kind) drops the lower wall for weight decay and sigma, whose floor means "off" and is a
-    legitimate resting point.
+    per kind) drops the lower wall for weight decay, sigma, l1 and dropout, whose floor means
+    "off" and is a legitimate resting point.
     """
     x = (z - lo) / (hi - lo)
     return mu * (lower * torch.exp(-x / width) - torch.exp(-(1.0 - x) / width))
@@ -320,8 +321,7 @@ def params_from_config(cfg: AEConfig, kinds: list[str]) -> LawParams:
         kappa=torch.tensor([cfg.noise.kappa_s, cfg.noise.kappa_u, cfg.noise.kappa_v,
                             cfg.noise.kappa_a], dtype=dt),
         m=torch.tensor([c.m for c in coefs], dtype=dt),
-        lower=torch.tensor([0.0 if k in ("weight_decay", "sigma") else 1.0 for k in kinds],
-                           dtype=dt),
+        lower=torch.tensor([0.0 if has_off_floor(k) else 1.0 for k in kinds], dtype=dt),
         shrink_mask=onehot("alpha") + onehot("sigma"),
         alpha=onehot("alpha"),
         sigma=onehot("sigma"),
