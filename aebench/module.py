@@ -19,6 +19,21 @@ from aebench.curves import CurveBuffer
 from aebench.task import Task
 
 
+def set_optimizer_mode(optimizer: Any, mode: str) -> None:
+    """Put an optimizer with train/eval modes into ``mode`` (``"train"`` or ``"eval"``).
+
+    The protocol: an optimizer that defines both ``train()`` and ``eval()`` (schedule-free
+    optimizers: training steps at y, evaluation at the averaged x) gets ``train()`` before
+    every training step's forward pass, ``eval()`` before every evaluation and at the end of
+    training, and ``train()`` again after an evaluation. Others (torch.optim has neither
+    method) are left alone. A Lightning wrapper is unwrapped.
+    """
+    opt = getattr(optimizer, "optimizer", optimizer)
+    train, evaluate = getattr(opt, "train", None), getattr(opt, "eval", None)
+    if callable(train) and callable(evaluate):
+        (train if mode == "train" else evaluate)()
+
+
 class TaskModule(L.LightningModule):
     def __init__(
         self,
@@ -50,6 +65,7 @@ class TaskModule(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         optimizer = self.optimizers()
+        set_optimizer_mode(optimizer, "train")  # the loss and its gradient are taken at y
         loss = self.task.loss(self.model, batch) * self.loss_scale
         self.last_loss = loss.detach()
         reward = self.task.reward()
@@ -60,3 +76,8 @@ class TaskModule(L.LightningModule):
         optimizer.step()
         self.lr_schedulers().step()
         return self.last_loss
+
+    def on_train_end(self) -> None:
+        """Leave an optimizer with modes in eval mode: the final weights are what it evaluates."""
+        for optimizer in self.trainer.optimizers:
+            set_optimizer_mode(optimizer, "eval")

@@ -142,6 +142,16 @@ class RunRecord:
     #: budgets, the selected trajectory, ``mean_final`` over the live trajectories and each
     #: trajectory's final metric, status, priors, coefficients and incidents; null otherwise
     population: dict[str, Any] | None = None
+    #: Evolution Strategies runs (aebench/es_module.py): population members evaluated over the
+    #: run (a generation = population forwards on one batch); 0 for gradient runs (a step = one
+    #: forward and backward on one batch)
+    fitness_evaluations: int = 0
+    #: optional facts of a baseline, one key per baseline; empty otherwise. ``lr_finder``
+    #: (schedule=lr_finder, baselines/lr_finder.py): the suggested ``lr`` training used, the
+    #: ``rule``, the range test's ``steps`` (not in ``steps``/``budget``), ``stopped_early``,
+    #: ``min_loss_lr``, ``steepest_lr`` and the test's settings. Added without a schema bump:
+    #: readers of schema 1 ignore it
+    extra: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     versions: dict[str, str | None] = field(default_factory=package_versions)
     git: dict[str, Any] = field(default_factory=git_state)

@@ -17,6 +17,7 @@ import time
 import lightning as L
 import torch
 
+from aebench.module import set_optimizer_mode
 from aebench.record import Incidents, Metric, Target
 from aebench.task import Task
 
@@ -24,6 +25,26 @@ log = logging.getLogger(__name__)
 
 #: a one-step change of lr by more than this factor counts as an ``lr_cliff``
 CLIFF_FACTOR = 2.0
+
+
+def effective_lr(group: dict) -> float | None:
+    """The step size an optimizer that sets its own applies, where it differs from ``lr`` (the
+    configured value a schedule sets); None for fixed-lr optimizers. Logged as ``lr_eff``, read
+    after the step of its row: the lr that step applied for hypergradient descent and
+    schedule-free; Prodigy updates d at the end of a step, so its row holds the step size of
+    the next step (d * lr as it stands after the step).
+
+    Recognised param-group layouts: ``hd_lr`` (hypergradient descent, baselines/hypergradient.py:
+    alpha_t); ``scheduled_lr`` with ``train_mode`` (schedulefree: lr times its warmup, as it
+    reports it; 0 before its first step); ``d`` with ``d0`` (Prodigy / D-Adaptation: d * lr).
+    """
+    if "hd_lr" in group:
+        return float(group["hd_lr"])
+    if "scheduled_lr" in group and "train_mode" in group:
+        return float(group["scheduled_lr"])
+    if "d" in group and "d0" in group:
+        return float(group["d"]) * float(group["lr"])
+    return None
 
 
 def finite_or_none(x: float | None) -> float | None:
@@ -86,10 +107,15 @@ class RunRecorder(L.Callback):
     def _evaluate(self, pl_module: L.LightningModule, step: int) -> float:
         model = pl_module.model
         was_training = model.training
+        optimizers = pl_module.trainer.optimizers
+        for optimizer in optimizers:  # a schedule-free optimizer is evaluated at its average x
+            set_optimizer_mode(optimizer, "eval")
         model.eval()
         with torch.no_grad():
             value = float(self.task.evaluate(model))
         model.train(was_training)
+        for optimizer in optimizers:
+            set_optimizer_mode(optimizer, "train")
         self.evals.append((step, value))
         pl_module.curves.log(step, **{f"val_{self.metric.name}": value})
         if math.isfinite(value):
@@ -122,6 +148,19 @@ class RunRecorder(L.Callback):
                 if eps is not None:
                     values["eps" + suffix] = eps
             values["weight_decay" + suffix] = group.get("weight_decay", 0.0)
+            if "sigma" in group:  # Evolution Strategies: the perturbation std (baselines/es)
+                values["sigma" + suffix] = group["sigma"]
+        return values
+
+    @staticmethod
+    def _effective_lrs(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+        """``lr_eff`` per param group (:func:`effective_lr`), read after the step: what the
+        optimizer reports once it has taken it."""
+        values: dict[str, float] = {}
+        for i, group in enumerate(optimizer.param_groups):
+            lr_eff = effective_lr(group)
+            if lr_eff is not None:
+                values["lr_eff" + ("" if i == 0 else f"/pg{i}")] = lr_eff
         return values
 
     def _count_cliffs(self, optimizer: torch.optim.Optimizer) -> None:
@@ -140,7 +179,7 @@ class RunRecorder(L.Callback):
         self.t0 = time.perf_counter()
         optimizer = trainer.optimizers[0]
         self._count_cliffs(optimizer)
-        pl_module.curves.log(0, **self._coefficients(optimizer))
+        pl_module.curves.log(0, **self._coefficients(optimizer), **self._effective_lrs(optimizer))
         self._evaluate(pl_module, 0)
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:  # noqa: ANN001
@@ -160,6 +199,7 @@ class RunRecorder(L.Callback):
         last = step >= self.total_steps
         if diverged or last or step % self.log_every == 0:
             coefficients = self.step_coefficients or self._coefficients(trainer.optimizers[0])
+            coefficients.update(self._effective_lrs(trainer.optimizers[0]))
             pl_module.curves.log(step, train_loss=loss, **coefficients)
             self.step_coefficients = None
             phase = self.task.drift_phase(step)
@@ -168,6 +208,9 @@ class RunRecorder(L.Callback):
             extra = self.task.train_log()
             if extra:
                 pl_module.curves.log(step, **extra)
+            es_row = getattr(pl_module, "es_log", None)  # ES runs (aebench/es_module.py)
+            if es_row:
+                pl_module.curves.log(step, **es_row)
         if diverged:
             self.status = "diverged"
             self.incidents.divergence = 1

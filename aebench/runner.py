@@ -28,7 +28,7 @@ from aebench.recorder import RunRecorder
 from aebench.resume import clean_hydra_only, find_final, load_record, other_job_record
 from aebench.seeding import derive_seed, tensor_hash
 from aebench.task import Task
-from aebench.validation import ConfigError, validate_config
+from aebench.validation import ConfigError, is_es_optimizer, validate_config
 
 log = logging.getLogger(__name__)
 # Lightning's start-up banners (GPU/TPU availability, tips) say nothing about the run
@@ -135,6 +135,45 @@ def _resume(ctx: JobContext, arm: str, seed: int) -> RunRecord | None:
     return load_record(found.path)
 
 
+def _lr_range_test(
+    cfg: DictConfig,
+    range_test: Callable[..., Any],
+    model: torch.nn.Module,
+    module: TaskModule,
+    trainer: L.Trainer,
+    record: RunRecord,
+    ctx: JobContext,
+    label: str,
+) -> None:
+    """``schedule=lr_finder`` (baselines/lr_finder.py): the range test on a copy of the initial
+    model and a fresh task, on the trainer's device; training then builds its optimizer at the
+    suggested lr. The suggestion goes to ``extra.lr_finder``, the trace to ``lr_finder.csv``."""
+    import functools
+
+    from aebench.record import atomic_write_text
+
+    test = range_test(
+        lambda: build_task(cfg),
+        model,
+        module.make_optimizer,
+        module.loss_scale,
+        trainer.strategy.root_device,
+        derive_seed(cfg.seed, "lr_finder"),
+    )
+    module.make_optimizer = functools.partial(module.make_optimizer, lr=test.lr)
+    record.extra["lr_finder"] = test.summary()
+    atomic_write_text(ctx.out_dir / "lr_finder.csv", test.to_csv())
+    log.info(
+        "%s lr range test: %d steps%s, suggested lr %.4g (%s; lowest smoothed loss at %.4g)",
+        label,
+        test.steps,
+        " (stopped early)" if test.stopped_early else "",
+        test.lr,
+        test.rule,
+        test.min_loss_lr,
+    )
+
+
 def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
     """Validate, train and record one job. A bad config raises before anything is written."""
     validate_config(cfg)
@@ -191,7 +230,10 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
             callbacks: list[L.Callback] = [recorder]
             data = ticks()
         else:
-            module = TaskModule(
+            module_cls = TaskModule
+            if is_es_optimizer(cfg.optimizer):  # one step = one ES generation, no backward
+                from aebench.es_module import ESTaskModule as module_cls
+            module = module_cls(
                 task,
                 model,
                 instantiate(cfg.optimizer, _convert_="all"),
@@ -233,6 +275,9 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
             callbacks=callbacks,
             default_root_dir=str(ctx.out_dir),
         )
+        range_test = getattr(getattr(module, "make_schedule", None), "range_test", None)
+        if range_test is not None and not cfg.swarm.enabled:  # schedule=lr_finder
+            _lr_range_test(cfg, range_test, model, module, trainer, record, ctx, label)
         with warnings.catch_warnings():
             warnings.filterwarnings(
                 "ignore", message=".*(barebones|does not have many workers|LeafSpec).*"
@@ -250,6 +295,7 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
             raise
     finally:
         record.steps = trainer.global_step if trainer is not None else 0
+        record.fitness_evaluations = int(getattr(module, "fitness_evaluations", 0) or 0)
         record.wall_s = round(time.perf_counter() - t0, 4)
         if module is not None:
             module.curves.write(str(ctx.out_dir / "curves.csv"))

@@ -42,6 +42,23 @@ class SuggestedLRConfig:
     adam: float = MISSING
     adamw: float = MISSING
     adafactor: float = MISSING
+    #: the LR-free and self-tuning optimizers (baselines/lr_free.py, baselines/hypergradient.py)
+    #: default to a documented start, not a tuned value: schedule-free AdamW from the task's
+    #: AdamW lr (the schedule-free authors find its best lr at 1-10x AdamW's: a tune_lr grid
+    #: upward from here is the way to tune it); Prodigy's lr is a multiplier of its estimated
+    #: step, 1.0 by its authors' convention; SGD-HD and Adam-HD start alpha_0 from the tuned
+    #: SGD and Adam lr (the same start as the fixed-lr baseline they are compared with)
+    schedulefree_adamw: float = "${.adamw}"  # type: ignore[assignment]
+    prodigy: float = 1.0
+    sgd_hd: float = "${.sgd}"  # type: ignore[assignment]
+    adam_hd: float = "${.adam}"  # type: ignore[assignment]
+    #: Evolution Strategies (baselines/es/): alpha of OpenAI-ES and of EGGROLL, and ``es_sigma``,
+    #: the perturbation std both start from (absolute, parameter units; not an lr, but tuned in
+    #: the same grid). null where ES is not set up for the task: an ES run then fails its
+    #: preflight with one line unless ``optimizer.lr`` / ``optimizer.sigma`` are given
+    openai_es: float | None = None
+    eggroll: float | None = None
+    es_sigma: float | None = None
 
 
 @dataclass
@@ -95,6 +112,36 @@ class PlateauTaskConfig(TaskConfig):
     n_val: int = 2048
     init_offset: float = 10.0
     exit_fraction: float = 0.5
+
+
+@dataclass
+class GatedDepthTaskConfig(TaskConfig):
+    in_dim: int = 8
+    classes: int = 4
+    turns: float = 2.0
+    noise: float = 0.03
+    nuisance: float = 0.05
+    n_train: int = 4096
+    n_val: int = 2048
+    width: int = 32
+    blocks: int = 6
+    gate_init: float = 0.5
+    dropout: float = 0.1
+    burst_every: int = 0
+    burst_len: int = 0
+    burst_flip: float = 0.5
+
+
+@dataclass
+class BasisEquationTaskConfig(TaskConfig):
+    basis: list[str] = field(default_factory=lambda: [
+        "one", "x", "x2", "x3", "x4", "sin", "cos", "sin2", "gauss", "abs", "tanh"])
+    x_max: float = 3.0
+    noise: float = 0.1
+    n_train: int = 1024
+    n_val: int = 1024
+    l1: float = 1e-2
+    select_threshold: float = 0.05
 
 
 @dataclass
@@ -294,6 +341,112 @@ class AdafactorConfig:
     weight_decay: float = 0.0
 
 
+@dataclass
+class ScheduleFreeAdamWConfig:
+    """``baselines.lr_free.schedulefree_adamw`` (schedulefree.AdamWScheduleFree)."""
+
+    _target_: str = "baselines.lr_free.schedulefree_adamw"
+    _partial_: bool = True
+    lr: float = MISSING
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    #: the optimizer's internal linear warmup, a fraction of the run's step budget
+    warmup_frac: float = 0.05
+    r: float = 0.0
+    weight_lr_power: float = 2.0
+    #: the run's budget, interpolated (``${steps}``, ``${task.budget.${scale.name}}``)
+    run_steps: int | None = None
+    budget: int | None = None
+
+
+@dataclass
+class ProdigyConfig:
+    """``prodigyopt.Prodigy``: Adam with a D-Adaptation step size d * lr."""
+
+    _target_: str = "prodigyopt.Prodigy"
+    _partial_: bool = True
+    lr: float = MISSING
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    beta3: float | None = None
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    decouple: bool = True
+    use_bias_correction: bool = False
+    safeguard_warmup: bool = False
+    d0: float = 1e-6
+    d_coef: float = 1.0
+    # growth_rate stays at the package's unbounded default (inf is not valid JSON in a record)
+
+
+@dataclass
+class SGDHDConfig:
+    """``baselines.hypergradient.SGDHD``: SGD whose lr follows its hypergradient."""
+
+    _target_: str = "baselines.hypergradient.SGDHD"
+    _partial_: bool = True
+    lr: float = MISSING
+    hypergrad_lr: float = 1e-3
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+
+@dataclass
+class AdamHDConfig:
+    """``baselines.hypergradient.AdamHD``: Adam whose lr follows its hypergradient."""
+
+    _target_: str = "baselines.hypergradient.AdamHD"
+    _partial_: bool = True
+    lr: float = MISSING
+    hypergrad_lr: float = 1e-7
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+
+@dataclass
+class OpenAIESConfig:
+    """``baselines.es.OpenAIES``: full-rank mirrored-sampling ES (one step = one generation)."""
+
+    _target_: str = "baselines.es.OpenAIES"
+    _partial_: bool = True
+    lr: float | None = MISSING
+    #: perturbation std, absolute (parameter units)
+    sigma: float | None = MISSING
+    population: int = 32
+    antithetic: bool = True
+    #: centered_ranks | none
+    shaping: str = "centered_ranks"
+    weight_decay: float = 0.0
+
+
+@dataclass
+class EGGROLLConfig(OpenAIESConfig):
+    """``baselines.es.EGGROLL``: low-rank perturbations A B^T / sqrt(r) per weight matrix."""
+
+    _target_: str = "baselines.es.EGGROLL"
+    rank: int = 1
+
+
+@dataclass
+class CMAESConfig:
+    """``baselines.es.CMAES``: pycma's CMA-ES (ask/tell), for small parameter counts."""
+
+    _target_: str = "baselines.es.CMAES"
+    _partial_: bool = True
+    #: initial step size, absolute (parameter units)
+    sigma0: float = 0.5
+    #: pycma's popsize; null: its default 4 + floor(3 ln n)
+    population: int | None = None
+    #: pycma's CMA_cmean (learning rate of the mean)
+    lr: float = 1.0
+    #: the largest parameter count accepted (full covariance: O(n^2) memory, O(n^3) time)
+    max_dim: int = 1000
+    #: further pycma options (cma.CMAOptions), e.g. {tolfun: 1e-12}
+    options: dict[str, Any] = field(default_factory=dict)
+
+
 # ---------------------------------------------------------------- schedule
 @dataclass
 class ConstantScheduleConfig:
@@ -326,6 +479,26 @@ class OneCycleScheduleConfig:
     final_div_factor: float = 1e4
     anneal_strategy: str = "cos"
     cycle_momentum: bool = False
+
+
+@dataclass
+class LRFinderScheduleConfig:
+    """``baselines.lr_finder.LRFinderSchedule``: an LR range test before training, then
+    ``then`` at the suggested lr (every key documented in ``conf/schedule/lr_finder.yaml``)."""
+
+    _target_: str = "baselines.lr_finder.LRFinderSchedule"
+    _partial_: bool = False
+    min_lr: float = 1e-6
+    max_lr: float = 10.0
+    num_steps: int = 100
+    smooth: float = 0.9
+    diverge_factor: float = 4.0
+    #: min_div10 | steepest
+    suggestion: str = "min_div10"
+    #: constant | cosine
+    then: str = "constant"
+    warmup_frac: float = 0.05
+    min_lr_frac: float = 0.0
 
 
 # ---------------------------------------------------------------- scale, logger
@@ -410,13 +583,27 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "cartpole_drift": CartPoleDriftTaskConfig,
         "cifar_corruptions": CifarCorruptionsTaskConfig,
         "wikitext": WikiTextTaskConfig,
+        "gated_depth": GatedDepthTaskConfig,
+        "basis_equation": BasisEquationTaskConfig,
     },
-    "optimizer": {"sgd": SGDConfig, "adam": AdamConfig, "adafactor": AdafactorConfig},
+    "optimizer": {
+        "sgd": SGDConfig,
+        "adam": AdamConfig,
+        "adafactor": AdafactorConfig,
+        "schedulefree_adamw": ScheduleFreeAdamWConfig,
+        "prodigy": ProdigyConfig,
+        "sgd_hd": SGDHDConfig,
+        "adam_hd": AdamHDConfig,
+        "openai_es": OpenAIESConfig,
+        "eggroll": EGGROLLConfig,
+        "cma_es": CMAESConfig,
+    },
     "schedule": {
         "constant": ConstantScheduleConfig,
         "cosine": CosineScheduleConfig,
         "step": StepScheduleConfig,
         "onecycle": OneCycleScheduleConfig,
+        "lr_finder": LRFinderScheduleConfig,
     },
     "logger": {"csv": CSVLoggerConfig, "wandb": WandbLoggerConfig},
     "swarm": SWARM_SCHEMAS,
