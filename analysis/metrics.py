@@ -54,6 +54,10 @@ choices where the theory or the protocol leaves room):
     restricted like ``time_to_target``: a run that never left counts at its budget, and
     ``plateau_exited`` is False.
 
+``selection_errors`` (tasks that log ``selection_errors``, e.g. ``basis_equation``)
+    The last finite logged value: the size of the symmetric difference between the bases the
+    fit selected at the end of the run and the true ones (0 = exactly the right expression).
+
 ``gamma_logvar``, ``gamma_median`` (AE runs: the controller logs ``gamma``)
     The variance (ddof 1) of ``log gamma`` over the logged steps after step 0, and the median of
     gamma. The log makes "smoother gamma" a relative statement, unchanged when the gradient
@@ -79,8 +83,10 @@ import pandas as pd
 
 from analysis.curves import Curves
 
-#: coefficient columns summarised (a ``/pgN`` or ``/trajN`` suffix is allowed)
-COEFFICIENTS = ("lr", "momentum", "beta1", "beta2", "eps", "weight_decay", "sigma")
+#: coefficient columns summarised (a ``/pgN`` or ``/trajN`` suffix is allowed); ``gate_mean``,
+#: ``dropout`` and ``l1`` are the model coefficients of the gated_depth and basis_equation tasks
+COEFFICIENTS = ("lr", "momentum", "beta1", "beta2", "eps", "weight_decay", "sigma",
+                "gate_mean", "dropout", "l1")
 #: coefficients whose AE chart is ``log 1/(1-beta)``
 BETA_LIKE = ("momentum", "beta1", "beta2")
 COEF_STATS = ("start", "end", "min", "max", "logmean", "horizon")
@@ -132,6 +138,9 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("recovery", "lower", True, "mean steps to recover after a drift switch"),
         MetricSpec("plateau_exit", "lower", True, "step leaving the plateau (restricted)"),
         MetricSpec("gamma_logvar", "lower", False, "variance of log gamma (AE runs)"),
+        MetricSpec(
+            "selection_errors", "lower", False, "wrong or missing bases at the end (basis tasks)"
+        ),
         MetricSpec("wall_s", "lower", False, "wall seconds"),
     )
 }
@@ -348,6 +357,10 @@ def curve_metrics(
     exit_col = curves.get("plateau_exit_step")
     if exit_col is not None:
         out["plateau_exit"], out["plateau_exited"] = plateau_exit(steps, exit_col, budget)
+    errors = curves.get("selection_errors")
+    if errors is not None:
+        last = errors[np.isfinite(errors)]
+        out["selection_errors"] = float(last[-1]) if last.size else math.nan
     phase = curves.get("drift_phase")
     drifts = phase is not None and np.unique(phase[np.isfinite(phase)]).size > 1
     out["drifts"] = bool(drifts)
