@@ -10,6 +10,14 @@ runs exist and evaluated by :mod:`analysis.verdicts`. Every key is documented in
   default the task; the data source is always a stratum). ``select_a: best`` replaces arm ``a``
   by the best of the arms matching it (per stratum, by the first metric's mean), e.g. "the best
   fixed schedule".
+- ``a: best_fixed_schedule`` (a named arm, :data:`NAMED_ARMS`) is shorthand for "the best
+  vanilla run over every schedule and lr in the stratum": ``a = {ae: false, swarm: off}``
+  without the optimizers that set their own step size (:data:`SELF_TUNING_OPTIMIZERS`), and
+  ``select_a: best`` implied (``select_a: all`` is an error). The selection is over schedules
+  and lrs, so neither may be a stratum or a pairing field (``schedule``, ``lr``, ``arm``,
+  ``label``, ``method``, ``config.schedule...``, ``config.optimizer.lr``): a one-line error
+  says which. ``schedule=lr_finder`` runs are candidates too (a tuned fixed schedule). Put
+  ``optimizer`` in ``strata`` to pick per optimizer, or restrict the candidates with ``runs``.
 - ``kind: spread``: as ``compare``, on the spread of a metric across the levels of ``factor``
   (e.g. ``config.task.loss_scale``) within each pairing unit: ``sd_log`` (standard deviation of
   its log) or ``range_log`` (max minus min of its log).
@@ -41,6 +49,19 @@ KINDS = ("compare", "spread", "correlation")
 DIRECTIONS = ("better", "worse", "increase", "decrease")
 EFFECTS = ("difference", "relative")
 SELECTS = ("all", "best")
+#: optimizers that set their own step size (baselines/lr_free.py, baselines/hypergradient.py):
+#: not fixed schedules, so never candidates of ``best_fixed_schedule``
+SELF_TUNING_OPTIMIZERS = ("schedulefree_adamw", "prodigy", "sgd_hd", "adam_hd")
+#: named arms ``a`` may be instead of a filter: ``(filter, excluded, what varies inside)``
+NAMED_ARMS: dict[str, tuple[dict[str, tuple], dict[str, tuple], str]] = {
+    "best_fixed_schedule": (
+        {"ae": (False,), "swarm": ("off",)},
+        {"optimizer": SELF_TUNING_OPTIMIZERS},
+        "schedule and optimizer.lr",
+    ),
+}
+#: fields that vary across the candidates of a named arm: neither strata nor pairing fields
+_VARYING = ("schedule", "lr", "arm", "label", "method", "config.optimizer.lr")
 COMBINES = ("all", "any")
 SPREADS = ("sd_log", "range_log")
 CORRELATIONS = ("spearman", "pearson")
@@ -127,6 +148,10 @@ class Prediction:
     a: Filter = field(default_factory=dict)
     b: Filter = field(default_factory=dict)
     select_a: str = "all"
+    #: the named arm ``a`` stands for (``best_fixed_schedule``), "" for a plain filter
+    a_named: str = ""
+    #: runs of arm ``a`` matching every field of this filter are left out (named arms)
+    a_not: Filter = field(default_factory=dict)
     combine: str = "all"
     min_n: int = 5
     strata: tuple[str, ...] = ("task", "scale")
@@ -302,6 +327,11 @@ def validate(raw: Any, path: str, default_name: str) -> Prediction:
             raise _err(path, key, raw[key], "a non-empty string")
     kind = _choice(path, "kind", raw.get("kind", "compare"), KINDS)
     tests = _tests(path, raw, kind)
+    named, a_not = "", {}
+    if isinstance(raw.get("a"), str) and kind != "correlation":
+        named = _named_arm(path, raw)
+        a_filter, a_not, _ = NAMED_ARMS[named]
+        raw = {**raw, "a": {k: list(v) for k, v in a_filter.items()}, "select_a": "best"}
     pred = Prediction(
         name=name,
         claim=raw["claim"].strip(),
@@ -315,6 +345,8 @@ def validate(raw: Any, path: str, default_name: str) -> Prediction:
         a=_filter(path, "a", raw.get("a")),
         b=_filter(path, "b", raw.get("b")),
         select_a=_choice(path, "select_a", raw.get("select_a", "all"), SELECTS),
+        a_named=named,
+        a_not=dict(a_not),
         combine=_choice(path, "combine", raw.get("combine", "all"), COMBINES),
         min_n=int(_number(path, "min_n", raw.get("min_n", 5), lo=2)),
         strata=_names(path, "strata", raw.get("strata", ["task", "scale"]), _field_name),
@@ -331,6 +363,24 @@ def validate(raw: Any, path: str, default_name: str) -> Prediction:
     )
     _check_kind(pred, raw, path)
     return pred
+
+
+def _named_arm(path: str, raw: dict) -> str:
+    """Check ``a: <name>`` of :data:`NAMED_ARMS` and what it implies (module doc)."""
+    name = raw["a"]
+    if name not in NAMED_ARMS:
+        raise _err(path, "a", name, "a filter mapping or one of " + ", ".join(NAMED_ARMS))
+    if raw.get("select_a", "best") != "best":
+        raise _err(path, "select_a", raw["select_a"], f"a: {name} implies best; remove it")
+    varies = NAMED_ARMS[name][2]
+    for key, default in (("strata", ["task", "scale"]), ("pair_on", ["seed"])):
+        fields = raw.get(key, default)
+        for f in fields if isinstance(fields, list) else [fields]:
+            if f in _VARYING or (isinstance(f, str) and f.startswith("config.schedule")):
+                raise _err(
+                    path, key, fields, f"a: {name} selects over {varies}, so {f} cannot be one"
+                )
+    return str(name)
 
 
 def _any_metric(path: str, key: str, value: Any) -> str:

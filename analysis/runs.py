@@ -4,6 +4,17 @@
 
 prints one row per run (sorted by arm and seed), then one row per arm with the mean of the
 final metric over its completed seeds. Records that cannot be read are listed, not dropped.
+``tuned_lr`` is the lr a ``schedule=lr_finder`` run trained at (its range test's suggestion;
+``lr`` is the configured value, which that schedule ignores).
+
+    python -m analysis.runs multirun/<tune_schedule sweep> --best [--by final|best|auc]
+
+adds the winner of a tuning grid (``experiment=tune_schedule``, ``experiment=tune_lr``): per
+data source, task, scale, optimizer, AE and swarm setting, the arm (schedule and lr) with the
+best mean of ``--by`` (default ``final``; the metric's own direction) among the arms whose
+every run completed (an arm with a diverged or failed seed is not a candidate: a baseline that
+diverges on some seeds is not the one to pick), with its runner-up and the number of candidates
+(:func:`best_arms`).
 
 This module reads records only (not curves); :mod:`analysis.collect` adds the per-run metrics
 from ``curves.csv``. What counts as what:
@@ -74,6 +85,7 @@ RECORD_COLUMNS = [
     "nonfinite",
     "divergence",
     "lr_cliffs",
+    "tuned_lr",
     "error",
     "overrides",
     "schema",
@@ -168,6 +180,7 @@ def flatten(record: dict, path: Path) -> dict:
         "nonfinite": incidents.get("nonfinite"),
         "divergence": incidents.get("divergence"),
         "lr_cliffs": incidents.get("lr_cliffs"),
+        "tuned_lr": _mapping(_mapping(record.get("extra")).get("lr_finder")).get("lr"),
         "error": _first_line(record.get("error")),
         "overrides": " ".join(map(str, overrides)) if isinstance(overrides, list) else None,
         "schema": record.get("schema"),
@@ -269,10 +282,54 @@ def arm_summary(table: pd.DataFrame) -> pd.DataFrame:
     return summary.fillna({"completed": 0}).reset_index()
 
 
+#: what :func:`best_arms` picks a winner within (the grid's arms vary schedule and lr inside)
+BEST_WITHIN = ["data_source", "task", "scale", "optimizer", "ae", "swarm"]
+
+
+def best_arms(table: pd.DataFrame, by: str = "final") -> pd.DataFrame:
+    """The winner of a tuning grid per :data:`BEST_WITHIN` group (module doc): its schedule,
+    lr (and ``tuned_lr``), runs, mean of ``by``, the runner-up's and the candidate count."""
+    rows = []
+    runs = table[table["arm"].notna()]
+    for key, group in runs.groupby(BEST_WITHIN, dropna=False, sort=True):
+        per_arm = []
+        for arm, g in group.groupby("arm", sort=True):
+            values = pd.to_numeric(g[by], errors="coerce")
+            if not (g["status"] == "completed").all() or values.isna().any():
+                continue
+            first = g.iloc[0]
+            per_arm.append((arm, first["schedule"], first["lr"], g["tuned_lr"].mean()
+                            if g["tuned_lr"].notna().any() else None, len(g), values.mean()))
+        if not per_arm:
+            continue
+        # final, best and auc all follow the metric's direction (auc averages the metric)
+        higher = bool((group["mode"] == "max").any())
+        per_arm.sort(key=lambda r: -r[5] if higher else r[5])
+        win = per_arm[0]
+        second = per_arm[1] if len(per_arm) > 1 else None
+        rows.append({
+            **dict(zip(BEST_WITHIN, key, strict=True)),
+            "schedule": win[1], "lr": win[2], "tuned_lr": win[3], "runs": win[4],
+            f"{by}_mean": win[5],
+            "runner_up": f"{second[1]} lr={second[2]:g}" if second else None,
+            f"runner_up_{by}": second[5] if second else None,
+            "candidates": len(per_arm), "arm": win[0],
+        })
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis.runs", description=__doc__)
     parser.add_argument("paths", nargs="+", help="sweep folders, run folders or result.json files")
     parser.add_argument("--csv", help="also write the runs table to this CSV file")
+    parser.add_argument(
+        "--best",
+        action="store_true",
+        help="also print the winner of a tuning grid per task, scale and optimizer (module doc)",
+    )
+    parser.add_argument(
+        "--by", default="final", choices=("final", "best", "auc"), help="what --best ranks by"
+    )
     args = parser.parse_args(argv)
     try:
         table, problems = collect(args.paths)
@@ -288,6 +345,13 @@ def main(argv: list[str] | None = None) -> int:
         print(table[COLUMNS[:-2]].to_string(index=False, float_format="%.4g"))
         print()
         print(arm_summary(table).to_string(index=False, float_format="%.4g"))
+        if args.best:
+            best = best_arms(table, args.by)
+            print()
+            if best.empty:
+                print(f"--best: no arm has all its runs completed with a {args.by} value")
+            else:
+                print(best.drop(columns=["arm"]).to_string(index=False, float_format="%.4g"))
     for line in problems:
         print(line, file=sys.stderr)
     if args.csv:

@@ -597,7 +597,8 @@ def _strata(ctx: Context, runs: pd.DataFrame) -> list[tuple[str, str, pd.Index]]
 def _narrow(table: pd.DataFrame, pred: Prediction) -> pd.DataFrame:
     """Only the columns the prediction reads (the runs table is wide: copies of strata of a
     10,000-run table would otherwise dominate the time)."""
-    fields = [*pred.runs, *pred.a, *pred.b, *pred.strata, *pred.pair_on, pred.rank_by]
+    fields = [*pred.runs, *pred.a, *pred.a_not, *pred.b, *pred.strata, *pred.pair_on]
+    fields.append(pred.rank_by)
     fields += [t.metric for t in pred.tests] + [g.metric for g in pred.guards]
     fields += [*pred.x, *pred.y, "arm", "label", "data_source", "mode", "budget", "ttt"]
     fields += ["recovery_censored", "switches", "plateau_exited", "status"]
@@ -629,16 +630,18 @@ def evaluate_prediction(
             evidence += _stratum_correlation(ctx, ds, stratum, base.loc[idx])
         return evidence, []
     in_a = select(runset, base, pred.a)
+    if pred.a_not:  # a named arm's exclusions (best_fixed_schedule: self-tuning optimizers)
+        in_a &= ~select(runset, base, pred.a_not)
     in_b = select(runset, base, pred.b)
+    a_text = f"{pred.a_named}: {describe(pred.a)}" if pred.a_named else describe(pred.a)
     if (in_a & in_b).any():
         return [], [
-            f"arms a ({describe(pred.a)}) and b ({describe(pred.b)}) overlap: fix the "
-            "prediction's filters"
+            f"arms a ({a_text}) and b ({describe(pred.b)}) overlap: fix the prediction's filters"
         ]
     if not in_a.any() or not in_b.any():
-        side, flt = ("a", pred.a) if not in_a.any() else ("b", pred.b)
+        side, text = ("a", a_text) if not in_a.any() else ("b", describe(pred.b))
         return [], [
-            f"no runs of arm {side} ({describe(flt)}) among {len(base)} matching "
+            f"no runs of arm {side} ({text}) among {len(base)} matching "
             f"{describe(pred.runs) or '(any)'}; {run_hint}"
         ]
     evidence: list[Evidence] = []
