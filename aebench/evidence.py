@@ -126,7 +126,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _quote(value: str) -> str:
-    """A Hydra override value quoted (paths may hold ``=``, ``,`` or spaces)."""
+    """A Hydra override value, quoted when it holds more than path characters (``=``, ``,``
+    or spaces would end or split it)."""
+    if re.fullmatch(r"[\w./-]+", value):
+        return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -230,26 +233,35 @@ def _final_here(folder: Path) -> bool:
     return read_identity(path)[2] in FINAL
 
 
+def _seed_of(overrides: list[str]) -> int | None:
+    """The seed a job's overrides set (the last ``seed=``), or None when they set none."""
+    seeds = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == "seed"]
+    try:
+        return int(seeds[-1]) if seeds else None
+    except ValueError:
+        return None
+
+
 def mark_done(
     composer: Composer, jobs: list[Job], out: Path, index: dict[tuple[str, int], Path]
 ) -> None:
     """Set ``done_in`` for jobs with a final record: in their own folder (by its name), or, by
     arm and seed, anywhere under ``out`` (composing the job's config, ~0.1 s a job, only when
     ``out`` holds records at all)."""
+    seeds = {seed for _, seed in index}
     for job in jobs:
         if _final_here(out / job.folder):
             job.done_in = out / job.folder
             continue
-        if not index:
-            continue
+        seed = _seed_of(job.overrides)
+        if not index or (seed is not None and seed not in seeds):
+            continue  # no record of this seed anywhere: nothing to compose for
         hit = index.get(composer.identity(job.overrides))
         if hit is not None:
             job.done_in = hit.parent
 
 
-def plan(
-    composer: Composer, experiment: str, args: argparse.Namespace, out: Path
-) -> Plan:
+def plan(composer: Composer, experiment: str, args: argparse.Namespace, out: Path) -> Plan:
     """The jobs of ``experiment`` (which are done already) and the ``aebench`` command."""
     parsed = composer.parse(args.extra)
     hydra_extra = [o.input_line for o in parsed if o.is_hydra_override()]
