@@ -1,0 +1,199 @@
+"""The experiment catalogue (docs/experiments.md): every protocol experiment, what it runs, the
+predictions it feeds, its size and its measured cost at each scale, and the command.
+
+    python -m aebench.catalog [--runs FOLDER ...] [--out docs/experiments.md]
+
+Everything comes from the sources, so the page cannot drift from them: the description is the
+experiment config's header comment, the jobs are its sweep expanded the way Hydra's basic
+sweeper does (:func:`aebench.evidence.expand`), the predictions are those whose ``experiment:``
+names it (``conf/predictions/``), and the cost is the median ``wall_s`` of the finished records
+of that experiment found under ``--runs`` (records name their experiment among their
+overrides), times the number of jobs. A scale with no records says "not measured". Torch-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aebench.evidence import EXPERIMENT, Composer, expand
+from aebench.paths import config_dir
+from aebench.resume import FINAL, iter_records
+
+SCALES = ("smoke", "cpu", "paper")
+
+
+@dataclass
+class Entry:
+    """One experiment as the page shows it."""
+
+    name: str
+    description: list[str]
+    jobs: dict[str, int]
+    steps: dict[str, int | None]
+    predictions: list[str]
+    #: scale -> wall seconds of the finished records of this experiment
+    walls: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+
+def description(path: Path) -> list[str]:
+    """The header comment of an experiment config, without the package line and the command."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        text = line[1:].strip()
+        if text.startswith("@package") or text.startswith("aebench -m experiment="):
+            continue
+        lines.append(text)
+    return lines
+
+
+def predictions_by_experiment(folder: Path) -> dict[str, list[str]]:
+    """``experiment -> [prediction names]`` from the ``experiment:`` key of each prediction."""
+    import yaml
+
+    found: dict[str, list[str]] = defaultdict(list)
+    for path in sorted(folder.glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text()) or {}
+        if raw.get("experiment"):
+            found[str(raw["experiment"])].append(str(raw.get("name") or path.stem))
+    return found
+
+
+def _experiment_of(overrides: Iterable[str]) -> str | None:
+    names = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == "experiment"]
+    return names[-1] if names else None
+
+
+def measured_walls(folders: Sequence[Path]) -> dict[tuple[str, str], list[float]]:
+    """``(experiment, scale) -> wall seconds`` of the final records under ``folders``."""
+    walls: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for folder in folders:
+        for path in iter_records(folder):
+            try:
+                rec = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            name = _experiment_of(rec.get("overrides") or [])
+            if name and rec.get("status") in FINAL and rec.get("wall_s") is not None:
+                walls[(name, str(rec.get("scale")))].append(float(rec["wall_s"]))
+    return walls
+
+
+def collect(runs: Sequence[Path]) -> list[Entry]:
+    """Every ``eNN_*`` experiment with its jobs per scale, predictions and measured walls."""
+    preds = predictions_by_experiment(config_dir().parent / "conf" / "predictions")
+    if not preds:  # installed layout: predictions beside the package's conf
+        from analysis.predictions import default_predictions_dir
+
+        preds = predictions_by_experiment(default_predictions_dir())
+    walls = measured_walls(runs)
+    composer = Composer()
+    entries = []
+    try:
+        for name in sorted(e for e in composer.experiments() if EXPERIMENT.match(e)):
+            jobs, steps = {}, {}
+            for scale in SCALES:
+                overrides = [f"experiment={name}", f"scale={scale}"]
+                expanded = expand(composer, name, overrides)
+                jobs[scale] = len(expanded)
+                cfg = composer.compose(expanded[0])
+                steps[scale] = (
+                    int(cfg.steps) if cfg.steps is not None else int(cfg.task.budget[scale])
+                )
+            entry = Entry(
+                name=name,
+                description=description(config_dir() / "experiment" / f"{name}.yaml"),
+                jobs=jobs,
+                steps=steps,
+                predictions=preds.get(name, []),
+            )
+            for scale in SCALES:
+                entry.walls[scale] = walls.get((name, scale), [])
+            entries.append(entry)
+    finally:
+        composer.close()
+    return entries
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def cost(entry: Entry, scale: str) -> str:
+    """``jobs x median wall = total`` from the records, or what is known without them."""
+    walls = entry.walls[scale]
+    if not walls:
+        return f"{entry.jobs[scale]} jobs x {entry.steps[scale]} steps; not measured"
+    median = statistics.median(walls)
+    return (
+        f"{entry.jobs[scale]} jobs x {median:.1f} s = {_duration(entry.jobs[scale] * median)}"
+        f" (median of {len(walls)} runs)"
+    )
+
+
+def render(entries: list[Entry], runs: Sequence[Path]) -> str:
+    """The Markdown page."""
+    out = [
+        "# The experiments",
+        "",
+        "One config per experiment of the protocol in seed 002 (sections A-L; 19 is AE-Swarm's),",
+        "in `conf/experiment/eNN_<name>.yaml`. Run one with its command, or several, resumably",
+        "and followed by the analysis, with `aebench-evidence --experiments <names> --scale cpu`.",
+        "",
+        "Costs are wall time on one thread of this project's 2-core CPU machine: the number of",
+        "jobs times the median wall time of the finished runs of that experiment (records under",
+        f"{', '.join(f'`{r}`' for r in runs) or 'no folder'}), so a machine shared with other",
+        "work reads slower. 'not measured' gives the jobs and steps per job instead; paper scale",
+        "is for a GPU and was not run here. Generated by `python -m aebench.catalog`; edit the",
+        "configs' header comments, not this page.",
+        "",
+        "| experiment | predictions fed | jobs (smoke / cpu / paper) | cost at cpu |",
+        "|---|---|---|---|",
+    ]
+    for e in entries:
+        preds = ", ".join(e.predictions) or "none (descriptive)"
+        jobs = " / ".join(str(e.jobs[s]) for s in SCALES)
+        out.append(f"| [{e.name}](#{e.name}) | {preds} | {jobs} | {cost(e, 'cpu')} |")
+    for e in entries:
+        out += ["", f"## {e.name}", ""]
+        out += [line for line in e.description]
+        out += [
+            "",
+            f"- Predictions: {', '.join(e.predictions) or 'none (descriptive)'}",
+            *(f"- Cost at {s}: {cost(e, s)}" for s in SCALES),
+            "",
+            "```",
+            f"aebench -m experiment={e.name} scale=cpu",
+            f"aebench-evidence --experiments {e.name} --scale cpu --out evidence/cpu",
+            "```",
+        ]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aebench.catalog", description=__doc__)
+    parser.add_argument("--runs", nargs="*", type=Path, default=[], help="folders of records")
+    parser.add_argument("--out", type=Path, default=None, help="write here (default: stdout)")
+    args = parser.parse_args(argv)
+    text = render(collect(args.runs), args.runs)
+    if args.out is None:
+        print(text, end="")
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

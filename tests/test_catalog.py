@@ -1,0 +1,45 @@
+"""The experiment catalogue (aebench/catalog.py): descriptions from the configs' headers, costs
+from the records of each experiment, and the page that lists them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aebench.catalog import Entry, cost, description, measured_walls, render
+from aebench.paths import config_dir
+
+
+def _record(folder: Path, experiment: str, scale: str, wall: float, status: str) -> None:
+    folder.mkdir(parents=True)
+    rec = {"status": status, "scale": scale, "wall_s": wall, "arm": "a", "seed": 0,
+           "overrides": ["seed=0", f"experiment={experiment}", f"scale={scale}"]}
+    (folder / "result.json").write_text(json.dumps(rec))
+    (folder / "curves.csv").write_text("step\n")
+
+
+def test_description_drops_the_package_line_and_the_command():
+    lines = description(config_dir() / "experiment" / "e07_induced_oscillation.yaml")
+    assert lines[0].startswith("Protocol C.7")
+    assert not any("@package" in x or x.startswith("aebench -m") for x in lines)
+
+
+def test_measured_walls_keep_final_records_of_each_experiment(tmp_path: Path):
+    _record(tmp_path / "0", "e07_x", "cpu", 4.0, "completed")
+    _record(tmp_path / "1", "e07_x", "cpu", 8.0, "diverged")
+    _record(tmp_path / "2", "e07_x", "cpu", 99.0, "failed")  # not a finished run: not a cost
+    _record(tmp_path / "3", "e01_y", "smoke", 1.0, "completed")
+    walls = measured_walls([tmp_path])
+    assert sorted(walls[("e07_x", "cpu")]) == [4.0, 8.0]
+    assert walls[("e01_y", "smoke")] == [1.0]
+
+
+def test_cost_is_jobs_times_the_median_wall_or_says_not_measured():
+    e = Entry("e07_x", ["A test."], {"smoke": 2, "cpu": 20, "paper": 20},
+              {"smoke": 40, "cpu": 3000, "paper": 50000}, ["resonance"])
+    e.walls["cpu"] = [5.0, 6.0, 7.0]
+    assert cost(e, "cpu") == "20 jobs x 6.0 s = 2 min (median of 3 runs)"
+    assert cost(e, "paper") == "20 jobs x 50000 steps; not measured"
+    page = render([e], [Path("runs")])
+    assert "| [e07_x](#e07_x) | resonance | 2 / 20 / 20 |" in page
+    assert "aebench -m experiment=e07_x scale=cpu" in page
