@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 DEMO_DIR := multirun/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo evidence test test-all lint bench clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,18 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	WANDB_MODE=offline $(BIN)/aebench -m experiment=demo hydra.sweep.dir=$(DEMO_DIR)
 	$(BIN)/aebench-analyze $(DEMO_DIR) --out $(DEMO_DIR)/report
+
+# The protocol's experiments at a scale, then the analysis (aebench-evidence; README "Running the
+# evidence"). Resumable: run it again after an interruption and only the missing jobs run.
+#   make evidence EXPERIMENTS=e01_static_regression,e07_induced_oscillation SCALE=cpu JOBS=2
+# JOBS > 1 runs that many jobs in parallel on this machine (the joblib launcher).
+EXPERIMENTS ?= all
+SCALE ?= cpu
+EVIDENCE_DIR ?= evidence/$(SCALE)
+JOBS ?= 1
+evidence: install
+	WANDB_MODE=offline $(BIN)/aebench-evidence --experiments $(EXPERIMENTS) --scale $(SCALE) \
+		--out $(EVIDENCE_DIR) $(if $(filter-out 1,$(JOBS)),--launcher joblib --jobs $(JOBS))
 
 # Lint and the fast test suite (what CI runs first).
 test: install

@@ -198,10 +198,13 @@ def select_experiments(spec: str, available: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def expand(composer: Composer, experiment: str, arguments: list[str]) -> list[list[str]]:
+def expand(
+    composer: Composer, experiment: str, arguments: list[str]
+) -> tuple[list[list[str]], dict[str, str | None]]:
     """Every job's overrides, as ``aebench -m experiment=<e> <arguments>`` would launch them
     (Hydra's basic sweeper: the experiment's ``hydra.sweeper.params`` first, then the command
-    line, a key given twice taking the command line's value in the params' place)."""
+    line, a key given twice taking the command line's value in the params' place), and the
+    group choices of the experiment before its sweep."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     fixed = [a for a in arguments if not any(o.is_sweep_override() for o in composer.parse([a]))]
@@ -211,7 +214,7 @@ def expand(composer: Composer, experiment: str, arguments: list[str]) -> list[li
         raise ConfigError(f"experiment={experiment}: missing from the arguments")
     lines = [f"{k}={v}" for k, v in params.items()] + list(arguments)
     (jobs,) = BasicSweeper.split_arguments(composer.parse(lines), None)
-    return jobs
+    return jobs, dict(cfg.hydra.runtime.choices)
 
 
 def record_index(out: Path) -> dict[tuple[str, int], Path]:
@@ -242,20 +245,40 @@ def _seed_of(overrides: list[str]) -> int | None:
         return None
 
 
+def _arm_prefix(overrides: list[str], base: dict[str, str | None]) -> str:
+    """The readable part of the arm id a job's group overrides suggest (``aebench.record.arm_id``
+    without the hash). A guess: ``ae.laws.*`` or ``ae.enabled`` overrides are not read, so it
+    can miss a match (the count then says "to run" and the sweep skips the job); never a job."""
+    choices = dict(base)
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key in choices:
+            choices[key] = value
+    ae = "ae" if choices.get("ae") == "on" else "noae"
+    ablation = choices.get("ablation") or "none"
+    parts = [choices.get("task"), choices.get("optimizer"), choices.get("schedule"), ae]
+    parts += [ablation, f"swarm-{choices.get('swarm')}", choices.get("scale")]
+    return "-".join(str(p) for p in parts)
+
+
 def mark_done(
-    composer: Composer, jobs: list[Job], out: Path, index: dict[tuple[str, int], Path]
+    composer: Composer,
+    jobs: list[Job],
+    out: Path,
+    index: dict[tuple[str, int], Path],
+    base: dict[str, str | None],
 ) -> None:
     """Set ``done_in`` for jobs with a final record: in their own folder (by its name), or, by
-    arm and seed, anywhere under ``out`` (composing the job's config, ~0.1 s a job, only when
-    ``out`` holds records at all)."""
-    seeds = {seed for _, seed in index}
+    arm and seed, anywhere under ``out`` (composing the job's config, 0.1-0.5 s a job, only for
+    jobs whose seed and group choices match some record there: :func:`_arm_prefix`)."""
+    known = {(arm.rsplit("-", 1)[0], seed) for arm, seed in index}
     for job in jobs:
         if _final_here(out / job.folder):
             job.done_in = out / job.folder
             continue
         seed = _seed_of(job.overrides)
-        if not index or (seed is not None and seed not in seeds):
-            continue  # no record of this seed anywhere: nothing to compose for
+        if not index or seed is not None and (_arm_prefix(job.overrides, base), seed) not in known:
+            continue  # no record of this arm and seed anywhere: nothing to compose for
         hit = index.get(composer.identity(job.overrides))
         if hit is not None:
             job.done_in = hit.parent
@@ -279,8 +302,9 @@ def plan(composer: Composer, experiment: str, args: argparse.Namespace, out: Pat
     if args.jobs is not None:
         launcher.append(f"hydra.launcher.n_jobs={args.jobs}")
     hydra_args = [f"hydra.sweep.dir={_quote(str(out))}", SUBDIR_OVERRIDE, *launcher, *hydra_extra]
-    jobs = [Job(o, job_dir_name(o)) for o in expand(composer, experiment, arguments)]
-    mark_done(composer, jobs, out, record_index(out))
+    overrides, base = expand(composer, experiment, arguments)
+    jobs = [Job(o, job_dir_name(o)) for o in overrides]
+    mark_done(composer, jobs, out, record_index(out), base)
     command = [sys.executable, "-m", "aebench", "-m", *arguments, *hydra_args]
     return Plan(experiment, jobs, command, hydra_args)
 

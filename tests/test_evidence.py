@@ -178,6 +178,10 @@ def test_dry_run_counts_jobs_and_what_is_done(
     assert "e98_evidence_tiny: 6 jobs, 1 already done, 5 to run" in capsys.readouterr().out
     assert evidence_main([*argv, "--dry-run", "--", "seed=1,7"]) == 0
     assert "e98_evidence_tiny: 4 jobs, 1 already done, 3 to run" in capsys.readouterr().out
+    # another experiment sharing that arm and seed finds it by arm and seed, in e98's folder
+    argv[1] = "e99_evidence_overlap"
+    assert evidence_main([*argv, "--dry-run"]) == 0
+    assert "e99_evidence_overlap: 4 jobs, 1 already done, 3 to run" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- the report
@@ -217,7 +221,8 @@ def test_report_names_each_predictions_experiment_and_the_missing_ones(tmp_path:
 def _conf_with_fixture(tmp_path: Path) -> Path:
     conf = tmp_path / "conf"
     shutil.copytree(ROOT / "conf", conf)
-    shutil.copy(FIXTURE, conf / "experiment" / FIXTURE.name)
+    for fixture in FIXTURE.parent.glob("e9*.yaml"):
+        shutil.copy(fixture, conf / "experiment" / fixture.name)
     return conf
 
 
