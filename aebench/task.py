@@ -64,6 +64,24 @@ class Task(ABC):
     def evaluate(self, model: nn.Module) -> float:
         """The evaluation metric of ``model`` (called under ``torch.no_grad`` in eval mode)."""
 
+    #: whether :meth:`fitness` is a pure tensor function of the model's parameters (no Python
+    #: side effects, no random draws), so that an ES optimizer may evaluate a whole population
+    #: in one ``torch.func.vmap`` pass (EGGROLL); otherwise members are evaluated one by one
+    batched_fitness: ClassVar[bool] = False
+
+    def fitness(self, model: nn.Module, batch: Any, center: bool = False) -> torch.Tensor:
+        """The fitness of ``model`` on ``batch`` for Evolution Strategies (higher is better), a
+        0-dim tensor, called under ``torch.no_grad``: once per population member on the
+        generation's batch, then once with ``center=True`` for the unperturbed parameters (the
+        harness logs minus that as the training loss). Tasks with per-step state (episode
+        counts, drift phases, :meth:`reward`, :meth:`train_log`) advance it on the centre call
+        only, as :meth:`loss` does in a gradient step.
+
+        Default: minus the unscaled training loss on the batch (supervised tasks, Rosenbrock's
+        f); RL tasks override it with an episodic return.
+        """
+        return -self.loss(model, batch)
+
     def drift_phase(self, step: int) -> int | None:
         """The drift phase active at ``step`` for drifting tasks; ``None`` for stationary ones."""
         return None

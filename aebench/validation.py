@@ -217,7 +217,7 @@ def _check_es(cfg: DictConfig) -> None:
         family = "es_sigma" if key == "sigma" else ("eggroll" if name == "EGGROLL" else "openai_es")
         raise ConfigError(
             f"optimizer.{key}=null: task={cfg.task.name} has no tuned task.lr.{family} (ES is set "
-            "up for rosenbrock, regression, plateau and cartpole_drift); give optimizer."
+            "up for rosenbrock, regression and cartpole_drift); give optimizer."
             f"{key}=<value> to try it anyway"
         )
     if not float(opt.sigma) > 0:

@@ -278,6 +278,31 @@ class CartPoleDriftTask(Task):
         }
         return policy_loss + self.vf_coef * value_loss - self.ent_coef * entropy
 
+    @torch.no_grad()
+    def fitness(self, model: nn.Module, batch: torch.Tensor, center: bool = False) -> torch.Tensor:
+        """For Evolution Strategies: the mean return, as the agent sees it under the active drift
+        phase, of the step's ``batch_size`` episodes (the batch's environment seeds, the same for
+        every member: common random numbers) run with the *greedy* policy, so a member's fitness
+        depends on its parameters alone (the ES literature's deterministic policies). The critic
+        plays no part. The centre call (``center=True``) advances the episode count by
+        ``batch_size``, as a gradient step does, so drift phases switch at the same steps in ES
+        and gradient runs, and fills :meth:`reward` and :meth:`train_log` from its episodes;
+        ES generations run ``population + 1`` times as many episodes as that count says.
+        """
+        scale, shift = self.reward_transform(self.episodes)
+        episodes = self.rollout(model, batch, None)
+        seen = [float(r.sum()) * scale + shift * len(r) for _, _, r in episodes]
+        if center:
+            self.episodes += len(episodes)
+            self.last = {
+                "return_unscaled": float(np.mean([float(r.sum()) for _, _, r in episodes])),
+                "return_seen": float(np.mean(seen)),
+                "reward_scale": scale,
+                "reward_shift": shift,
+                "episodes": float(self.episodes),
+            }
+        return torch.tensor(float(np.mean(seen)))
+
     def reward(self) -> float | None:
         return self.last.get("return_seen")
 

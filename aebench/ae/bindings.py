@@ -14,6 +14,9 @@ family         coefficients (kind -> param-group field; curve column)
                weight_decay, sigma. It has no first moment; its second-moment decay is the
                schedule ``1 - t^beta2_decay``, an exponent rather than a coefficient with a chart
                here, so AE leaves ``beta2_decay`` (and the clipping threshold ``d``) alone.
+``es``         Evolution Strategies (baselines/es: OpenAI-ES, EGGROLL): alpha -> ``lr``,
+               es_sigma -> ``sigma`` (sigma: the ES perturbation std itself, no AE parameter
+               noise), weight_decay; see :class:`ESBinding`. CMA-ES has no binding.
 =============  ==========================================================================
 
 Model coefficients (protocol H.14, I.15). A task's model may expose coefficients of its own
@@ -214,9 +217,49 @@ class AdafactorBinding(Binding):
         return torch.stack([torch.tensor(float(n), dtype=torch.float64), gpg.cpu()])
 
 
+class ESBinding(Binding):
+    """Evolution Strategies (``baselines.es``: OpenAI-ES, EGGROLL), recognised by the optimizer's
+    ``ae_family = "es"``: alpha -> ``lr`` (lr), es_sigma -> ``sigma`` (sigma), weight_decay.
+
+    The gradient AE measures (rho, S, gamma) is the ES estimate of the loss gradient that the
+    optimizer's ``tell`` wrote into ``p.grad`` before the step; the update is an SGD step on it,
+    so P = identity. ``sigma`` here is the ES perturbation std itself (absolute, parameter
+    units), driven by the noise law AE-4 through the kind ``es_sigma`` (log chart, box relative
+    to the configured sigma: ``ae.coefs.es_sigma``); AE adds no parameter noise of its own on an
+    ES (its ``sigma`` kind is not bound, and ``ae.noise.sigma_init`` must stay 0). A sigma
+    written at step t shapes the draws of generation t + 1 (this generation's estimate was
+    already drawn); an alpha written at step t applies to this update. Gauge: with centered-rank
+    shaping the estimate is invariant to any increasing transform of the fitness, the loss
+    scale included, so the gauge (AE-8) idles, as on Adam; with ``shaping=none`` the estimate
+    scales with the loss and the gauge regulates the relative step as on SGD.
+    """
+
+    family = "es"
+    kinds = ("alpha", "weight_decay", "es_sigma")
+    columns = {"alpha": "lr", "weight_decay": "weight_decay", "es_sigma": "sigma"}
+    _field = {"alpha": "lr", "weight_decay": "weight_decay", "es_sigma": "sigma"}
+
+    def __init__(self, shaping: str = "centered_ranks") -> None:
+        self.gauge_signal = "none" if shaping == "centered_ranks" else "relative"
+
+    def read(self, group: dict, kind: str) -> float:
+        return float(group[self._field[kind]])
+
+    def write(self, group: dict, kind: str, value: float) -> None:
+        group[self._field[kind]] = value
+
+
 def binding_for(optimizer: Optimizer) -> Binding:
     """The binding of an optimizer's family (``ValueError`` for an unsupported optimizer)."""
     opt = getattr(optimizer, "optimizer", optimizer)  # unwrap LightningOptimizer
+    es_family = getattr(opt, "ae_family", None)  # baselines/es (aebench does not import it)
+    if es_family == "es":
+        return ESBinding(getattr(opt, "shaping", "centered_ranks"))
+    if es_family is not None:
+        raise ValueError(
+            f"optimizer={type(opt).__name__}: AE has no coefficient binding for it (it adapts "
+            "its own step size); AE runs with SGD, Adam, AdamW, Adafactor, OpenAI-ES, EGGROLL"
+        )
     if isinstance(opt, torch.optim.Adam):  # AdamW subclasses Adam in torch >= 2.6
         return AdamBinding()
     if isinstance(opt, torch.optim.AdamW):

@@ -10,7 +10,8 @@ order (d beta = (1 - beta) dz).
 
 Charts per kind:
 
-* ``alpha`` (lr), ``eps``: ``z = log a``.
+* ``alpha`` (lr), ``eps``, ``es_sigma`` (an Evolution Strategy's perturbation std, which is
+  never 0): ``z = log a``.
 * ``beta1`` (momentum / Adam beta1), ``beta2``: ``z = log 1/(1-beta)`` (``beta = 1 - exp(-z)``;
   beta = 0 maps to z = 0).
 * ``weight_decay``, ``sigma``, ``l1``: ``z = log max(a, floor)`` where the floor is the lower
@@ -47,6 +48,7 @@ CHART: dict[str, str] = {
     "gate": "logit",
     "dropout": "logit0",
     "l1": "log0",
+    "es_sigma": "log",  # an Evolution Strategy's perturbation std: never 0
 }
 
 #: charts whose floor (Omega's ``lo``) means "off": the value there is written as exactly 0

@@ -49,7 +49,7 @@ from typing import Any
 
 #: coefficient kinds AE can evolve, in the order of the vector ``a`` (and of zeta in AE-7)
 KINDS: tuple[str, ...] = ("alpha", "beta1", "beta2", "eps", "weight_decay", "sigma",
-                          "gate", "dropout", "l1")
+                          "gate", "dropout", "l1", "es_sigma")
 #: the kinds a task's model exposes (:meth:`aebench.task.Task.coefficients`), not an optimizer
 MODEL_KINDS: tuple[str, ...] = ("gate", "dropout", "l1")
 
@@ -145,6 +145,16 @@ def _sigma() -> CoefConfig:
     return CoefConfig(leak=0.0, lo=1e-6, hi=1e-3, relative=False)
 
 
+def _es_sigma() -> CoefConfig:
+    # sigma of an Evolution Strategy (baselines/es, aebench.ae.bindings.ESBinding): the
+    # optimizer's own perturbation std (the param group's ``sigma``, absolute in parameter units),
+    # which AE moves in place of adding parameter noise. Like sigma: moved by the noise law AE-4
+    # and AE-5's shrink, no AE-2 drive, no leak. Unlike sigma it is never 0 (a zero perturbation
+    # gives no estimate): log chart, and a box relative to the configured value, [0.1, 10] x,
+    # about the spread of sigmas ES papers use on one problem; picked from that range, not tuned
+    return CoefConfig(leak=0.0, lo=0.1, hi=10.0, relative=True)
+
+
 # Model-side kinds (protocol H.14 and I.15; bound through Task.coefficients, not a param group).
 # Gains from the theory's sentences, in AE-2's sign convention (u = w_p tanh(-T/tau_p)
 # - w_v [softplus(V/tau_v) - ln2] + ...: w_p > 0 raises a coefficient while the loss falls,
@@ -202,6 +212,7 @@ class CoefsConfig:
     gate: CoefConfig = field(default_factory=_gate)
     dropout: CoefConfig = field(default_factory=_dropout)
     l1: CoefConfig = field(default_factory=_l1)
+    es_sigma: CoefConfig = field(default_factory=_es_sigma)
 
 
 @dataclass

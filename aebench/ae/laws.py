@@ -322,9 +322,10 @@ def params_from_config(cfg: AEConfig, kinds: list[str]) -> LawParams:
                             cfg.noise.kappa_a], dtype=dt),
         m=torch.tensor([c.m for c in coefs], dtype=dt),
         lower=torch.tensor([0.0 if has_off_floor(k) else 1.0 for k in kinds], dtype=dt),
-        shrink_mask=onehot("alpha") + onehot("sigma"),
+        # an ES perturbation std (es_sigma, aebench.ae.bindings.ESBinding) obeys sigma's laws
+        shrink_mask=onehot("alpha") + onehot("sigma") + onehot("es_sigma"),
         alpha=onehot("alpha"),
-        sigma=onehot("sigma"),
+        sigma=onehot("sigma") + onehot("es_sigma"),
     )
 
 

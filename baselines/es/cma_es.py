@@ -1,0 +1,120 @@
+"""CMA-ES through pycma (``cma`` package, Hansen's reference implementation), as a torch optimizer
+with the same ask/evaluate/tell/step cycle as :mod:`baselines.es.core`.
+
+All parameters are flattened into one vector x (float64 for pycma); ``cma.CMAEvolutionStrategy(
+x0, sigma0, options)`` starts at the model's initial parameters. Each generation asks pycma for
+``popsize`` candidates, evaluates them in a loop (written into the model in place, the mean
+restored afterwards), tells pycma the *losses* (minus the fitnesses: pycma minimises), and the
+step loads pycma's new mean into the model, so the harness evaluates the distribution mean. The
+param group's ``sigma`` mirrors pycma's current step size after each tell (logged in the curves);
+``lr`` is pycma's ``CMA_cmean`` (learning rate of the mean, 1 by default), read once at the start.
+
+When pycma's own termination criteria fire (``tolfun``, ``tolx``, ``tolstagnation``, ...), the
+strategy freezes: later generations ask nothing, count no evaluations and keep the mean; the
+reasons are in :attr:`CMAES.stopped`. Full covariance costs O(n^2) memory and O(n^3) per
+eigendecomposition, so CMA-ES refuses models above ``max_dim`` parameters. pycma draws from
+numpy's global generator, which it seeds from the ``es`` stream of the run seed (no other part of
+the harness uses numpy's global generator). AE has no binding for CMA-ES: it adapts its own step
+size and covariance (``ae=on`` is refused before the run starts, ``aebench.validation``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+from torch.optim import Optimizer
+
+from aebench.seeding import derive_seed
+
+
+class CMAES(Optimizer):
+    """pycma's CMA-ES behind the ES optimizer interface (see the module docstring).
+
+    Args: ``sigma0`` initial step size (absolute, parameter units); ``population`` pycma's
+    ``popsize`` (None: its default 4 + floor(3 ln n)); ``lr`` pycma's ``CMA_cmean``; ``max_dim``
+    the largest parameter count accepted; ``options`` further pycma options (``cma.CMAOptions``);
+    ``seed`` the run seed.
+    """
+
+    ae_family: ClassVar[str] = "cma"
+
+    def __init__(self, params: Iterable[Any], sigma0: float = 0.5, population: int | None = None,
+                 lr: float = 1.0, max_dim: int = 1000, options: dict[str, Any] | None = None,
+                 seed: int = 0) -> None:
+        import cma
+
+        if not (math.isfinite(sigma0) and sigma0 > 0):
+            raise ValueError(f"optimizer.sigma0={sigma0}: must be a positive number")
+        super().__init__(params, {"lr": lr, "sigma": sigma0, "weight_decay": 0.0})
+        x0 = parameters_to_vector(self.params).detach().double().cpu().numpy()
+        if x0.size > max_dim:
+            raise ValueError(
+                f"optimizer=cma_es: the model has {x0.size} parameters, above optimizer.max_dim="
+                f"{max_dim} (full covariance is O(n^2) memory, O(n^3) time); use openai_es or "
+                "eggroll"
+            )
+        opts: dict[str, Any] = {"seed": derive_seed(seed, "es") % (2**31 - 2) + 1,
+                                "verbose": -9, "CMA_cmean": lr}
+        if population is not None:
+            opts["popsize"] = int(population)
+        opts.update(options or {})
+        self.es = cma.CMAEvolutionStrategy(x0, sigma0, opts)
+        self.population = int(self.es.popsize)
+        self.evaluations = 0
+        self.stopped: dict[str, Any] = {}
+        self._solutions: list[np.ndarray] = []
+
+    @property
+    def params(self) -> list[torch.Tensor]:
+        """Every parameter, group by group (the order of the flat vector)."""
+        return [p for g in self.param_groups for p in g["params"]]
+
+    def attach(self, model: torch.nn.Module) -> None:
+        """Nothing to look at (interface of :class:`baselines.es.core.ESOptimizer`)."""
+
+    def _load(self, x: np.ndarray) -> None:
+        p0 = self.params[0]
+        vector_to_parameters(torch.as_tensor(x, dtype=p0.dtype, device=p0.device), self.params)
+
+    def ask(self) -> int:
+        """pycma's candidates for this generation (none once it has stopped)."""
+        self.stopped = dict(self.es.stop())
+        self._solutions = [] if self.stopped else list(self.es.ask())
+        return len(self._solutions)
+
+    @torch.no_grad()
+    def evaluate(self, fitness: Callable[[], torch.Tensor], batched: bool = False) -> torch.Tensor:
+        """Fitness of every candidate, in a loop; the mean is loaded back afterwards."""
+        values = []
+        try:
+            for x in self._solutions:
+                self._load(x)
+                values.append(float(fitness()))
+        finally:
+            self._load(self.es.mean)
+        self.evaluations += len(values)
+        return torch.tensor(values, dtype=torch.float64)
+
+    def tell(self, fitness: torch.Tensor) -> None:
+        """Tell pycma the losses (minus the fitnesses); a non-finite loss becomes +inf-like."""
+        if not self._solutions:
+            return
+        losses = [-v if math.isfinite(v) else float("inf") for v in fitness.tolist()]
+        self.es.tell(self._solutions, losses)
+        for group in self.param_groups:
+            group["sigma"] = float(self.es.sigma)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Load pycma's mean into the parameters (the closure runs first)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._load(self.es.mean)
+        return loss
