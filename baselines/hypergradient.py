@@ -77,8 +77,9 @@ class _HypergradientOptimizer(Optimizer):
         for group in self.param_groups:
             group.setdefault("hd_lr", float(group["lr"]))
 
-    def _update_alpha(self, group: dict, params: list[torch.Tensor], grads: list[torch.Tensor]
-                      ) -> float:
+    def _update_alpha(
+        self, group: dict, params: list[torch.Tensor], grads: list[torch.Tensor]
+    ) -> float:
         """alpha_t = alpha_{t-1} + beta g_t . d_{t-1} (unchanged on the first step)."""
         prev = [self.state[p].get("hd_dir") for p in params]
         if params and all(d is not None for d in prev):
@@ -112,7 +113,10 @@ class SGDHD(_HypergradientOptimizer):
         if nesterov and momentum <= 0:
             raise ValueError("nesterov=True needs momentum > 0")
         defaults = dict(
-            lr=lr, hypergrad_lr=hypergrad_lr, momentum=momentum, nesterov=nesterov,
+            lr=lr,
+            hypergrad_lr=hypergrad_lr,
+            momentum=momentum,
+            nesterov=nesterov,
             weight_decay=weight_decay,
         )
         super().__init__(params, defaults)
@@ -127,8 +131,10 @@ class SGDHD(_HypergradientOptimizer):
             params = [p for p in group["params"] if p.grad is not None]
             grads = [p.grad for p in params]
             if group["weight_decay"]:
-                grads = [g.add(p, alpha=group["weight_decay"]) for g, p in zip(grads, params,
-                                                                                strict=True)]
+                grads = [
+                    g.add(p, alpha=group["weight_decay"])
+                    for g, p in zip(grads, params, strict=True)
+                ]
             alpha = self._update_alpha(group, params, grads)
             mu = group["momentum"]
             for p, g in zip(params, grads, strict=True):
@@ -172,7 +178,10 @@ class AdamHD(_HypergradientOptimizer):
         if not eps > 0:
             raise ValueError(f"eps={eps}: must be > 0")
         defaults = dict(
-            lr=lr, hypergrad_lr=hypergrad_lr, betas=(float(b1), float(b2)), eps=eps,
+            lr=lr,
+            hypergrad_lr=hypergrad_lr,
+            betas=(float(b1), float(b2)),
+            eps=eps,
             weight_decay=weight_decay,
         )
         super().__init__(params, defaults)
@@ -187,8 +196,10 @@ class AdamHD(_HypergradientOptimizer):
             params = [p for p in group["params"] if p.grad is not None]
             grads = [p.grad for p in params]
             if group["weight_decay"]:
-                grads = [g.add(p, alpha=group["weight_decay"]) for g, p in zip(grads, params,
-                                                                                strict=True)]
+                grads = [
+                    g.add(p, alpha=group["weight_decay"])
+                    for g, p in zip(grads, params, strict=True)
+                ]
             alpha = self._update_alpha(group, params, grads)
             b1, b2 = group["betas"]
             for p, g in zip(params, grads, strict=True):

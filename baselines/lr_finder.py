@@ -26,6 +26,15 @@ Suggestion (``suggestion``):
   negative ``d smoothed / d log lr`` up to the minimum; Lightning's default suggestion). Fewer
   than 3 points before the minimum fall back to ``min_div10`` (recorded as ``rule``).
 
+Measured here (the defaults, seed 0, scale=cpu configs, one range test each; the reference is
+the task's tune_lr value, ``task.lr``): over regression, rosenbrock and quadratic_delay with
+sgd, sgdm and adamw, ``min_div10`` landed a median 0.54 decades from the tuned lr (sgd and sgdm
+within 0.6 decades in all six cases; adamw 1.0-1.7 decades above: 100 steps of Adam still gain
+at lrs too large for a whole run), ``steepest`` a median 0.81 decades (up to 2.2). On
+``plateau`` both fail by design of the task: the loss is flat over the whole test, so the
+minimum is noise and the suggestion is tiny for sgd (2e-5 against 10). That is the range test's
+known blind spot, and a run with it records what it suggested.
+
 Isolation (the training run must be exactly the run it would have been at the suggested lr):
 the test trains a deep copy of the initial model with its own optimizer (from the run's
 optimizer config) on a **fresh task instance** (its own batch iterator, and its own state:
@@ -114,8 +123,9 @@ def lr_at(i: int, min_lr: float, max_lr: float, num_steps: int) -> float:
     return min_lr * (max_lr / min_lr) ** (i / (num_steps - 1))
 
 
-def suggest(lrs: list[float], smoothed: list[float], rule: str) -> tuple[float, str, float,
-                                                                         float | None]:
+def suggest(
+    lrs: list[float], smoothed: list[float], rule: str
+) -> tuple[float, str, float, float | None]:
     """``(suggested lr, rule used, lr of the lowest smoothed loss, steepest lr or None)``."""
     if not lrs:
         raise ValueError("the range test took no step (the first loss was not finite)")

@@ -36,8 +36,18 @@ def test_sgd_hd_matches_the_hand_computed_steps() -> None:
     assert [t[0] for t in thetas] == pytest.approx([0.9, 0.8019, 0.70870550751], abs=1e-14)
 
 
-def _reference(theta0, curv, steps, lr, beta, kind, mu=0.0, nesterov=False,  # noqa: ANN001, ANN202
-               betas=(0.9, 0.999), eps=1e-8):
+def _reference(
+    theta0: list[float],
+    curv: list[float],
+    steps: int,
+    lr: float,
+    beta: float,
+    kind: str,
+    mu: float = 0.0,
+    nesterov: bool = False,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+) -> tuple[list[float], list[float]]:
     """The paper's rules in plain Python floats, per coordinate (independent of torch)."""
     theta, alpha = list(theta0), lr
     prev = None

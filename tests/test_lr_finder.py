@@ -93,8 +93,9 @@ def test_range_test_leaves_model_task_and_every_rng_as_they_were() -> None:
     states = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
     make_opt = lambda params, lr=1.0: torch.optim.SGD(params, lr=lr)  # noqa: E731
     finder = LRFinderSchedule(min_lr=1e-4, max_lr=10.0, num_steps=20)
-    result = finder.range_test(lambda: build_task(cfg), model, make_opt, 1.0,
-                               torch.device("cpu"), seed=1)
+    result = finder.range_test(
+        lambda: build_task(cfg), model, make_opt, 1.0, torch.device("cpu"), seed=1
+    )
     assert result.steps >= 2
     assert torch.equal(torch.get_rng_state(), states[0])
     assert random.getstate() == states[1]

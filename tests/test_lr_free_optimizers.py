@@ -73,8 +73,11 @@ def test_effective_lr_per_optimizer() -> None:
         _step(hd)
         assert effective_lr(hd.param_groups[0]) == hd.param_groups[0]["hd_lr"]
         assert hd.param_groups[0]["hd_lr"] != hd.param_groups[0]["lr"]
-    fixed = (torch.optim.SGD(param(), lr=0.1, momentum=0.9), torch.optim.AdamW(param()),
-             torch.optim.Adafactor(param()))
+    fixed = (
+        torch.optim.SGD(param(), lr=0.1, momentum=0.9),
+        torch.optim.AdamW(param()),
+        torch.optim.Adafactor(param()),
+    )
     for opt in fixed:
         _step(opt)
         assert effective_lr(opt.param_groups[0]) is None
@@ -129,8 +132,13 @@ def test_schedulefree_steps_in_train_mode_and_is_evaluated_in_eval_mode(
     monkeypatch.setattr(RegressionTask, "evaluate", spy_evaluate)
     monkeypatch.setattr(RegressionTask, "loss", spy_loss)
     rec, _ = run_in_process(
-        ["optimizer=schedulefree_adamw", "scale=smoke", "trainer.threads=1", "steps=12",
-         "scale.evals=4"],
+        [
+            "optimizer=schedulefree_adamw",
+            "scale=smoke",
+            "trainer.threads=1",
+            "steps=12",
+            "scale.evals=4",
+        ],
         tmp_path,
     )
     assert rec.status == "completed"
@@ -171,8 +179,9 @@ def test_prodigy_composes_with_a_schedule() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NEW)
 def test_smoke_run_completes_and_logs_lr_eff(name: str, tmp_path: Path) -> None:
-    rec, on_disk = run_in_process([f"optimizer={name}", "scale=smoke", "trainer.threads=1"],
-                                  tmp_path)
+    rec, on_disk = run_in_process(
+        [f"optimizer={name}", "scale=smoke", "trainer.threads=1"], tmp_path
+    )
     assert rec.status == "completed" and on_disk["optimizer"] == name
     rows = read_curves(tmp_path / "curves.csv")
     lr_eff = [float(r["lr_eff"]) for r in rows if r.get("lr_eff")]
