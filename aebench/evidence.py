@@ -335,7 +335,7 @@ class Progress:
 
     def poll(self) -> bool:
         """Look at the records of the jobs still running; True when the count changed."""
-        changed = False
+        changed, now = False, time.time()
         for job in self.plan.todo:
             if job.folder in self.ended:
                 continue
@@ -347,7 +347,7 @@ class Progress:
                 continue
             status = read_identity(path)[2] or "unreadable"
             self.ended[job.folder] = status
-            self.times.append(time.time())
+            self.times.append(now)  # one time per poll: jobs seen ending together share it
             changed = True
         return changed
 
@@ -357,8 +357,10 @@ class Progress:
         left = total - done
         elapsed = time.time() - self.start
         span = self.times[-1] - self.times[0] if self.times else 0.0
-        if span > 0:  # the pace between job ends: start-up excluded, parallel jobs counted
-            eta = span / (len(self.times) - 1) * left
+        if span > 0:  # the pace of the jobs ended since the first poll that saw one end:
+            # start-up excluded, parallel jobs counted
+            later = sum(1 for t in self.times if t > self.times[0])
+            eta = span / later * left
         elif self.times:
             eta = elapsed / len(self.times) * left
         elif prior_wall is not None:
@@ -497,7 +499,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say(f"{p.experiment}: nothing to run")
                 continue
             say(f"{p.experiment}: running {len(p.todo)} of {len(p.jobs)} jobs")
-            rc, n_failed = run_plan(p, out, args, say)
+            try:
+                rc, n_failed = run_plan(p, out, args, say)
+            except KeyboardInterrupt:
+                say("interrupted: run the same command again to resume (done jobs are skipped)")
+                return 130
             failed += n_failed
             status = status or (1 if rc != 0 else 0)
     finally:

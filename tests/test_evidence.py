@@ -184,6 +184,22 @@ def test_dry_run_counts_jobs_and_what_is_done(
     assert "e99_evidence_overlap: 4 jobs, 1 already done, 3 to run" in capsys.readouterr().out
 
 
+def test_progress_line_counts_and_paces_the_jobs() -> None:
+    from aebench.evidence import Job, Plan, Progress
+
+    plan = Plan("e01_x", [Job([], str(i)) for i in range(10)], [])
+    plan.jobs[0].done_in = Path("elsewhere")  # done before this run
+    now = time.time()
+    progress = Progress(plan, Path("/nonexistent"), now - 100, parallel=2)
+    assert progress.line(prior_wall=10.0).startswith("e01_x: 1/10 done, 9 left, 1m40s elapsed")
+    assert progress.line(prior_wall=10.0).endswith("ETA 45s")  # 9 jobs x 10 s / 2 workers
+    progress.ended = {"1": "completed", "2": "failed", "3": "completed"}
+    progress.times = [now - 30, now - 30, now]  # two seen at the first poll, one 30 s later
+    assert progress.line(None) == (
+        "e01_x: 4/10 done, 1 failed, 6 left, 1m40s elapsed, ETA 3m00s"  # 30 s a job
+    )
+
+
 # --------------------------------------------------------------------------- the report
 
 
