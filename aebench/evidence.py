@@ -100,7 +100,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="basic: one job at a time; joblib: --jobs in parallel on this machine; slurm: a "
         "Slurm job array (hydra-submitit-launcher); submitit_local: submitit on this machine",
     )
-    parser.add_argument("--jobs", type=int, default=None, help="parallel jobs (joblib)")
+    parser.add_argument(
+        "--jobs", type=int, default=None, help="parallel jobs on this machine (implies joblib)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--poll", type=float, default=5.0, help="seconds between progress checks")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
@@ -112,6 +114,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.jobs is not None and args.jobs < 1:
         parser.error(f"--jobs={args.jobs}: at least 1")
+    if args.jobs is not None and args.launcher == "basic":
+        args.launcher = "joblib"  # parallel jobs on this machine are what --jobs asks for
     if args.jobs is not None and args.launcher != "joblib":
         parser.error(f"--jobs={args.jobs}: only with --launcher joblib")
     if args.threads < 1:
@@ -312,6 +316,15 @@ def plan(composer: Composer, experiment: str, args: argparse.Namespace, out: Pat
 # --------------------------------------------------------------------------- running
 
 
+def _shell(arg: str) -> str:
+    """``arg`` as a shell word, in double quotes where it holds single quotes (readable)."""
+    if shlex.quote(arg) == arg:
+        return arg
+    if not any(c in arg for c in '"\\`!'):
+        return '"' + arg.replace("$", "\\$") + '"'
+    return shlex.quote(arg)
+
+
 def _clock(seconds: float | None) -> str:
     if seconds is None:
         return "?"
@@ -489,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"all: {len(plans)} experiments, {total} jobs, {todo} to run, into {out}")
         if args.dry_run:
             for p in plans:
-                say("  " + shlex.join(p.command[2:]))
+                say("  " + " ".join(_shell(a) for a in p.command[2:]))
             return 0
         status, failed = 0, 0
         for i, p in enumerate(plans):
