@@ -202,13 +202,17 @@ def select_experiments(spec: str, available: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def expand(
-    composer: Composer, experiment: str, arguments: list[str]
-) -> tuple[list[list[str]], dict[str, str | None]]:
+def expand(composer: Composer, experiment: str, arguments: list[str]) -> list[list[str]]:
     """Every job's overrides, as ``aebench -m experiment=<e> <arguments>`` would launch them
     (Hydra's basic sweeper: the experiment's ``hydra.sweeper.params`` first, then the command
-    line, a key given twice taking the command line's value in the params' place), and the
-    group choices of the experiment before its sweep."""
+    line, a key given twice taking the command line's value in the params' place)."""
+    return expand_with_choices(composer, experiment, arguments)[0]
+
+
+def expand_with_choices(
+    composer: Composer, experiment: str, arguments: list[str]
+) -> tuple[list[list[str]], dict[str, str | None]]:
+    """:func:`expand`, and the group choices of the experiment before its sweep."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
     fixed = [a for a in arguments if not any(o.is_sweep_override() for o in composer.parse([a]))]
@@ -306,7 +310,7 @@ def plan(composer: Composer, experiment: str, args: argparse.Namespace, out: Pat
     if args.jobs is not None:
         launcher.append(f"hydra.launcher.n_jobs={args.jobs}")
     hydra_args = [f"hydra.sweep.dir={_quote(str(out))}", SUBDIR_OVERRIDE, *launcher, *hydra_extra]
-    overrides, base = expand(composer, experiment, arguments)
+    overrides, base = expand_with_choices(composer, experiment, arguments)
     jobs = [Job(o, job_dir_name(o)) for o in overrides]
     mark_done(composer, jobs, out, record_index(out), base)
     command = [sys.executable, "-m", "aebench", "-m", *arguments, *hydra_args]
