@@ -180,9 +180,8 @@ def test_predictions_have_verdicts_and_missing_runs_name_their_sweep(report: Pat
     noise = v[v["prediction"] == "knockout_noise"]
     assert "synthetic" in set(noise["data_source"])
     plateau = v[v["prediction"] == "noise_law"].iloc[0]
-    assert (
-        plateau["verdict"] == "inconclusive" and "run: aebench -m task=plateau" in plateau["reason"]
-    )
+    assert plateau["verdict"] == "inconclusive"
+    assert "run: aebench -m experiment=e11_plateau_escape" in plateau["reason"]
     drift = v[v["prediction"] == "drift_recovery"]
     assert set(drift["data_source"]) == {"synthetic"} and "driftreg" in drift["stratum"].iloc[0]
 
