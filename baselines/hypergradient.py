@@ -87,6 +87,33 @@ class _HypergradientOptimizer(Optimizer):
             group["hd_lr"] = float(group["hd_lr"]) + float(group["hypergrad_lr"]) * h
         return float(group["hd_lr"])
 
+    def _direction(self, group: dict, p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """d_t of the rule (its own state updated): the step is ``p -= alpha d_t``."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Per group: L2 into the gradients, alpha_t from g_t . d_{t-1}, then each parameter
+        moves by ``-alpha_t d_t`` and d_t is kept for the next step."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            grads = [p.grad for p in params]
+            if group["weight_decay"]:
+                grads = [
+                    g.add(p, alpha=group["weight_decay"])
+                    for g, p in zip(grads, params, strict=True)
+                ]
+            alpha = self._update_alpha(group, params, grads)
+            for p, g in zip(params, grads, strict=True):
+                direction = self._direction(group, p, g)
+                self.state[p]["hd_dir"] = direction
+                p.add_(direction, alpha=-alpha)
+        return loss
+
 
 class SGDHD(_HypergradientOptimizer):
     """SGD-HD (and SGDN-HD with ``nesterov=True``): SGD whose lr follows its hypergradient.
@@ -121,36 +148,17 @@ class SGDHD(_HypergradientOptimizer):
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            grads = [p.grad for p in params]
-            if group["weight_decay"]:
-                grads = [
-                    g.add(p, alpha=group["weight_decay"])
-                    for g, p in zip(grads, params, strict=True)
-                ]
-            alpha = self._update_alpha(group, params, grads)
-            mu = group["momentum"]
-            for p, g in zip(params, grads, strict=True):
-                state = self.state[p]
-                if mu > 0:
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = g.detach().clone()
-                    else:
-                        buf.mul_(mu).add_(g)
-                    direction = g.add(buf, alpha=mu) if group["nesterov"] else buf.clone()
-                else:
-                    direction = g.detach().clone()
-                state["hd_dir"] = direction
-                p.add_(direction, alpha=-alpha)
-        return loss
+    def _direction(self, group: dict, p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        mu = group["momentum"]
+        if mu <= 0:
+            return g.detach().clone()
+        state = self.state[p]
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = g.detach().clone()
+        else:
+            buf.mul_(mu).add_(g)
+        return g.add(buf, alpha=mu) if group["nesterov"] else buf.clone()
 
 
 class AdamHD(_HypergradientOptimizer):
@@ -186,36 +194,18 @@ class AdamHD(_HypergradientOptimizer):
         )
         super().__init__(params, defaults)
 
-    @torch.no_grad()
-    def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            params = [p for p in group["params"] if p.grad is not None]
-            grads = [p.grad for p in params]
-            if group["weight_decay"]:
-                grads = [
-                    g.add(p, alpha=group["weight_decay"])
-                    for g, p in zip(grads, params, strict=True)
-                ]
-            alpha = self._update_alpha(group, params, grads)
-            b1, b2 = group["betas"]
-            for p, g in zip(params, grads, strict=True):
-                state = self.state[p]
-                if "step" not in state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(b1).add_(g, alpha=1 - b1)
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)
-                m_hat = m / (1 - b1**t)
-                denom = (v / (1 - b2**t)).sqrt_().add_(group["eps"])
-                direction = m_hat.div_(denom)
-                state["hd_dir"] = direction
-                p.add_(direction, alpha=-alpha)
-        return loss
+    def _direction(self, group: dict, p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        b1, b2 = group["betas"]
+        state = self.state[p]
+        if "step" not in state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        state["step"] += 1
+        t = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m.mul_(b1).add_(g, alpha=1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        m_hat = m / (1 - b1**t)
+        denom = (v / (1 - b2**t)).sqrt_().add_(group["eps"])
+        return m_hat.div_(denom)
