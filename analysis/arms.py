@@ -72,8 +72,41 @@ def _override_parts(overrides: list[str]) -> tuple[list[str], list[str]]:
     return sorted(task), sorted(other)
 
 
-def _arm_row(arm: str, first: pd.Series, runset: RunSet) -> dict[str, Any]:
+def _value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _task_keys(runset: RunSet, firsts: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
+    """Per (data source, task): the ``task.*`` keys that tell its arms apart, i.e. those any of
+    its arms overrides on the command line or whose resolved values differ between its arms.
+    Labels show them from the resolved config, so an arm run with a no-op override (``task.
+    loss_scale=1`` in a loss-scale sweep) and the same arm run without it in another
+    experiment (one arm id) get the same label and problem."""
+    keys: dict[tuple[str, str], list[str]] = {}
+    for (ds, task), group in firsts.groupby(["data_source", "task"], dropna=False):
+        arms = group["arm"].tolist()
+        named = {
+            o.split("=", 1)[0]
+            for arm in arms
+            for o in _override_parts(runset.arm_overrides.get(arm, []))[0]
+        }
+        flats = [runset.flat_config(arm) for arm in arms]
+        varying = {
+            k
+            for k in set().union(*flats)
+            if k.startswith("task.") and len({repr(f.get(k)) for f in flats}) > 1
+        }
+        keys[(str(ds), str(task))] = sorted(named | varying)
+    return keys
+
+
+def _arm_row(
+    arm: str, first: pd.Series, runset: RunSet, task_keys: list[str] | None = None
+) -> dict[str, Any]:
     task_over, other = _override_parts(runset.arm_overrides.get(arm, []))
+    if task_keys is not None and runset.arm_configs.get(arm) is not None:
+        flat = runset.flat_config(arm)
+        task_over = [f"{k}={_value(flat[k])}" for k in task_keys if k in flat]
     ae = first["ae"]
     parts = [str(first["optimizer"]), str(first["schedule"]), "AE" if ae is True else "off"]
     if first["ablation"] not in (None, "none") and ae is True:
@@ -121,7 +154,13 @@ def annotate(runset: RunSet) -> pd.DataFrame:
             table[col] = None
         return pd.DataFrame(columns=["arm", "label", "method", "problem", "ctx_off", "ctx_laws"])
     firsts = table[has_arm].drop_duplicates("arm")
-    arms = pd.DataFrame([_arm_row(r["arm"], r, runset) for _, r in firsts.iterrows()])
+    task_keys = _task_keys(runset, firsts)
+    arms = pd.DataFrame(
+        [
+            _arm_row(r["arm"], r, runset, task_keys[(str(r["data_source"]), str(r["task"]))])
+            for _, r in firsts.iterrows()
+        ]
+    )
     keep = ["arm", "data_source", "task", "optimizer", "schedule", "ae", "ablation", "scale"]
     arms = firsts[keep].reset_index(drop=True).merge(arms, on="arm")
     _unique(arms, "label", ["data_source", "task"])

@@ -79,6 +79,7 @@ def write_run(
     curves: dict[str, list[float]] | None = None,
     task_extra: dict | None = None,
     name: str | None = None,
+    task_extra_on_command_line: bool = True,
 ) -> Path:
     """One run folder (``result.json`` + ``curves.csv``) under ``root``; returns the folder."""
     config = make_config(task, optimizer, schedule, ae, ablation, seed, **(task_extra or {}))
@@ -97,7 +98,8 @@ def write_run(
         f"ablation={ablation}",
         f"seed={seed}",
     ]
-    overrides += [f"task.{k}={v}" for k, v in (task_extra or {}).items()]
+    if task_extra_on_command_line:
+        overrides += [f"task.{k}={v}" for k, v in (task_extra or {}).items()]
     folder = root / (name or f"{task}-{optimizer}-{schedule}-{ae}-{ablation}-{data_source}-{seed}")
     folder.mkdir(parents=True)
     reached = target_step is not None

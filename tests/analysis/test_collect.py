@@ -88,3 +88,20 @@ def test_batched_curves_equal_file_by_file_reading(tmp_path: Path) -> None:
         assert got[i].names() == one.names()
         for name in one.names():
             assert np.array_equal(got[i].columns[name], one.columns[name], equal_nan=True)
+
+
+def test_a_no_op_task_override_does_not_split_labels_or_problems(tmp_path: Path) -> None:
+    # e10 sweeps task.loss_scale=0.1,1,10; e01 runs the loss_scale=1 arm without the override
+    write_run(tmp_path, ae=True, task_extra={"loss_scale": 0.1}, name="sweep-0.1")
+    write_run(tmp_path, ae=True, task_extra={"loss_scale": 1.0}, name="plain",
+              task_extra_on_command_line=False)
+    write_run(tmp_path, ae=False, task_extra={"loss_scale": 1.0}, name="off",
+              task_extra_on_command_line=False)
+    rs = load_runs([tmp_path])
+    arms = annotate(rs)
+    assert set(arms["problem"]) == {"regression[loss_scale=0.1]", "regression[loss_scale=1]"}
+    plain = arms[arms["problem"] == "regression[loss_scale=1]"]
+    assert set(plain["label"]) == {
+        "adamw constant AE task.loss_scale=1",
+        "adamw constant off task.loss_scale=1",
+    }
