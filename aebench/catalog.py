@@ -39,6 +39,10 @@ class Entry:
     predictions: list[str]
     #: scale -> wall seconds of the finished records of this experiment
     walls: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    #: scale -> the task of each job (for estimates from other experiments' runs of it)
+    job_tasks: dict[str, list[str]] = field(default_factory=dict)
+    #: scale -> (estimated seconds, runs it rests on) where this experiment has no records
+    estimates: dict[str, tuple[float, int]] = field(default_factory=dict)
 
 
 def description(path: Path) -> list[str]:
@@ -71,8 +75,11 @@ def _experiment_of(overrides: Iterable[str]) -> str | None:
     return names[-1] if names else None
 
 
-def measured_walls(folders: Sequence[Path]) -> dict[tuple[str, str], list[float]]:
-    """``(experiment, scale) -> wall seconds`` of the final records under ``folders``."""
+def measured_walls(
+    folders: Sequence[Path], by: str = "experiment"
+) -> dict[tuple[str, str], list[float]]:
+    """``(experiment, scale) -> wall seconds`` of the final records under ``folders``
+    (``by="task"``: keyed by the record's task instead)."""
     walls: dict[tuple[str, str], list[float]] = defaultdict(list)
     for folder in folders:
         for path in iter_records(folder):
@@ -80,7 +87,9 @@ def measured_walls(folders: Sequence[Path]) -> dict[tuple[str, str], list[float]
                 rec = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            name = _experiment_of(rec.get("overrides") or [])
+            name = _experiment_of(rec.get("overrides") or []) if by == "experiment" else None
+            if by == "task":
+                name = str(rec.get("task") or "") or None
             if name and rec.get("status") in FINAL and rec.get("wall_s") is not None:
                 walls[(name, str(rec.get("scale")))].append(float(rec["wall_s"]))
     return walls
@@ -94,11 +103,12 @@ def collect(runs: Sequence[Path]) -> list[Entry]:
 
         preds = predictions_by_experiment(default_predictions_dir())
     walls = measured_walls(runs)
+    task_walls = measured_walls(runs, by="task")
     composer = Composer()
     entries = []
     try:
         for name in sorted(e for e in composer.experiments() if EXPERIMENT.match(e)):
-            jobs, steps = {}, {}
+            jobs, steps, job_tasks = {}, {}, {}
             for scale in SCALES:
                 overrides = [f"experiment={name}", f"scale={scale}"]
                 expanded = expand(composer, name, overrides)
@@ -107,19 +117,45 @@ def collect(runs: Sequence[Path]) -> list[Entry]:
                 steps[scale] = (
                     int(cfg.steps) if cfg.steps is not None else int(cfg.task.budget[scale])
                 )
+                job_tasks[scale] = [_task_of(job, str(cfg.task.name)) for job in expanded]
             entry = Entry(
                 name=name,
                 description=description(config_dir() / "experiment" / f"{name}.yaml"),
                 jobs=jobs,
                 steps=steps,
                 predictions=preds.get(name, []),
+                job_tasks=job_tasks,
             )
             for scale in SCALES:
                 entry.walls[scale] = walls.get((name, scale), [])
+                estimate = _estimate(job_tasks[scale], scale, task_walls)
+                if estimate is not None:
+                    entry.estimates[scale] = estimate
             entries.append(entry)
     finally:
         composer.close()
     return entries
+
+
+def _task_of(job: list[str], default: str) -> str:
+    """The task a job's overrides pick (``task=...``), else the experiment's."""
+    picked = [o.split("=", 1)[1] for o in job if o.split("=", 1)[0] == "task"]
+    return picked[-1] if picked else default
+
+
+def _estimate(
+    tasks: list[str], scale: str, task_walls: dict[tuple[str, str], list[float]]
+) -> tuple[float, int] | None:
+    """Seconds for jobs of these tasks from the median wall of the same task's runs at this
+    scale in any experiment; None unless every task has runs."""
+    medians = {}
+    for task in set(tasks):
+        walls = task_walls.get((task, scale))
+        if not walls:
+            return None
+        medians[task] = (statistics.median(walls), len(walls))
+    total = sum(medians[t][0] for t in tasks)
+    return total, sum(n for _, n in medians.values())
 
 
 def _duration(seconds: float) -> str:
@@ -133,6 +169,12 @@ def _duration(seconds: float) -> str:
 def cost(entry: Entry, scale: str) -> str:
     """``jobs x median wall = total`` from the records, or what is known without them."""
     walls = entry.walls[scale]
+    if not walls and scale in entry.estimates:
+        seconds, n = entry.estimates[scale]
+        return (
+            f"{entry.jobs[scale]} jobs, ~{_duration(seconds)} (estimated from {n} runs of the"
+            " same tasks in other experiments)"
+        )
     if not walls:
         return f"{entry.jobs[scale]} jobs x {entry.steps[scale]} steps; not measured"
     median = statistics.median(walls)
@@ -154,9 +196,12 @@ def render(entries: list[Entry], runs: Sequence[Path]) -> str:
         "Costs are wall time on one thread of this project's 2-core CPU machine: the number of",
         "jobs times the median wall time of the finished runs of that experiment (records under",
         f"{', '.join(f'`{r}`' for r in runs) or 'no folder'}), so a machine shared with other",
-        "work reads slower. 'not measured' gives the jobs and steps per job instead; paper scale",
-        "is for a GPU and was not run here. Generated by `python -m aebench.catalog`; edit the",
-        "configs' header comments, not this page.",
+        "work reads slower. Without records of the experiment itself the cost is estimated from",
+        "the median wall time of the same task's runs in other experiments (a swarm or an",
+        "ablation costs about what a single run of its task does at the same budget), else",
+        "'not measured' gives the jobs and steps per job; paper scale is for a GPU and was not",
+        "run here. Generated by `python -m aebench.catalog`; edit the configs' header comments,",
+        "not this page.",
         "",
         "| experiment | predictions fed | jobs (smoke / cpu / paper) | cost at cpu |",
         "|---|---|---|---|",

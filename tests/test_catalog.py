@@ -43,3 +43,20 @@ def test_cost_is_jobs_times_the_median_wall_or_says_not_measured():
     page = render([e], [Path("runs")])
     assert "| [e07_x](#e07_x) | resonance | 2 / 20 / 20 |" in page
     assert "aebench -m experiment=e07_x scale=cpu" in page
+
+
+def test_an_experiment_without_records_is_estimated_from_its_tasks_runs(tmp_path: Path):
+    from aebench.catalog import _estimate
+
+    _record(tmp_path / "0", "e01_y", "cpu", 4.0, "completed")
+    walls = measured_walls([tmp_path], by="task")
+    assert walls == {}  # the record names no task
+    walls = {("regression", "cpu"): [2.0, 4.0, 6.0], ("rosenbrock", "cpu"): [10.0]}
+    assert _estimate(["regression"] * 3 + ["rosenbrock"], "cpu", walls) == (22.0, 4)
+    assert _estimate(["wikitext"], "cpu", walls) is None
+    e = Entry("e16_x", [], {"smoke": 4, "cpu": 4, "paper": 4},
+              {"smoke": 40, "cpu": 3000, "paper": 50000}, [])
+    e.estimates["cpu"] = (22.0, 4)
+    assert cost(e, "cpu") == (
+        "4 jobs, ~22 s (estimated from 4 runs of the same tasks in other experiments)"
+    )
