@@ -274,7 +274,8 @@ def test_the_analysis_compares_the_population_arms(
     assert {p.name for p in preds} == {"swarm_vs_pbt", "swarm_vs_pbt_nocopy",
                                        "swarm_vs_independent"}
     verdicts, evidence = evaluate(preds, runset, n_boot=200)
-    assert len(verdicts) == 3 and set(verdicts["stratum"].str.split().str[0]) == {"task=regression"}
+    assert len(verdicts) == 3
+    assert set(verdicts["stratum"].str.split().str[0]) == {"problem=regression"}
     # one seed: paired and compute-matched, but too few pairs for a verdict
     assert (verdicts["verdict"] == "inconclusive").all()
     assert verdicts["reason"].str.contains("too few").all()
