@@ -60,3 +60,12 @@ def test_an_experiment_without_records_is_estimated_from_its_tasks_runs(tmp_path
     assert cost(e, "cpu") == (
         "4 jobs, ~22 s (estimated from 4 runs of the same tasks in other experiments)"
     )
+
+
+def test_also_feeds_reads_the_headers_feeds_line():
+    from aebench.catalog import also_feeds
+
+    lines = ["Metrics: AUC.", "Feeds: drift_recovery, drift_time_to_target (another", "stratum)."]
+    known = ["drift_recovery", "drift_time_to_target", "static_speedup"]
+    assert also_feeds(lines, known, ["drift_recovery"]) == ["drift_time_to_target"]
+    assert also_feeds(["No feeds here."], known, []) == []
