@@ -10,22 +10,26 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from aebench.identity import register_resolver
 from aebench.paths import config_dir
 from aebench.runner import JobContext, run_job
 from aebench.schema import register_configs
 from aebench.validation import ConfigError
 
 register_configs()
+register_resolver()  # ${aebench_job_dir:...}: job folders named by their overrides
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def hydra_entry(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
     ctx = JobContext(
         out_dir=Path(hc.runtime.output_dir),
         choices=dict(hc.runtime.choices),
         overrides=list(hc.overrides.task),
-        reraise=hc.mode != RunMode.MULTIRUN,
+        reraise=not multirun,
+        sweep_dir=Path(hc.sweep.dir) if multirun else None,
     )
     try:
         run_job(cfg, ctx)

@@ -21,7 +21,8 @@ SCHEMA = 1
 STATUSES = ("completed", "diverged", "failed")
 
 #: top-level config keys that do not change what a run computes, so not part of its arm
-NOT_IN_ARM = ("seed", "logger", "trainer")
+#: (``resume`` says whether to skip a job already done, not what the job computes)
+NOT_IN_ARM = ("seed", "logger", "trainer", "resume")
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -21,10 +21,11 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from aebench.ae.config import law_names
+from aebench.identity import GROUPS, ablation_name, job_identity  # noqa: F401 - re-exported
 from aebench.module import TaskModule
-from aebench.record import Metric, RunRecord, Target, arm_id
+from aebench.record import Metric, RunRecord, Target
 from aebench.recorder import RunRecorder
+from aebench.resume import clean_hydra_only, find_final, load_record, other_job_record
 from aebench.seeding import derive_seed, tensor_hash
 from aebench.task import Task
 from aebench.validation import ConfigError, validate_config
@@ -37,7 +38,6 @@ logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
 #: task config keys that belong to the harness, not to the task's constructor; ``scales`` holds
 #: per-scale presets that a task's YAML interpolates its keys from (``${task.scales.<scale>.x}``)
 HARNESS_KEYS = ("name", "budget", "lr", "target", "scales")
-GROUPS = ("task", "optimizer", "schedule", "scale", "logger", "ae", "ablation", "swarm")
 
 
 @dataclass
@@ -49,17 +49,13 @@ class JobContext:
     overrides: list[str]
     #: in a sweep a failed job is recorded and the sweep goes on; alone it exits non-zero
     reraise: bool = True
+    #: where ``resume=true`` looks for records of the same arm and seed besides ``out_dir``
+    #: (the sweep folder, ``hydra.sweep.dir``; None: ``out_dir`` only)
+    sweep_dir: Path | None = None
 
 
 def step_budget(cfg: DictConfig) -> int:
     return int(cfg.steps) if cfg.steps is not None else int(cfg.task.budget[cfg.scale.name])
-
-
-def ablation_name(cfg: DictConfig) -> str:
-    """What was knocked out: ``none``, or ``no_<law>`` joined by ``+`` (from ``ae.laws``, so a
-    single ``ae.laws.gauge=false`` names itself as well as ``ablation=no_gauge`` does)."""
-    off = [f"no_{law}" for law in law_names() if not cfg.ae.laws[law]]
-    return "+".join(off) if off else "none"
 
 
 def build_task(cfg: DictConfig) -> Task:
@@ -122,16 +118,34 @@ def _wandb_sink(cfg: DictConfig, ctx: JobContext, arm: str) -> tuple[Callable, C
     return sink, close
 
 
+def _resume(ctx: JobContext, arm: str, seed: int) -> RunRecord | None:
+    """With ``resume=true``: the final record of this arm and seed if one exists (logged, the
+    job's own folder left as found or, when the record lives elsewhere, removed if Hydra's files
+    are all it holds); None when the job must run (aebench/resume.py says which records count).
+    Raises :class:`ConfigError` rather than overwrite another job's record."""
+    found = find_final(ctx.out_dir, ctx.sweep_dir, arm, seed)
+    if found is None:
+        clash = other_job_record(ctx.out_dir, list(ctx.overrides), arm, seed)
+        if clash:
+            raise ConfigError(clash)
+        return None
+    log.info("skip: %s seed=%d already %s in %s", arm, seed, found.status, found.path.parent)
+    if found.path.parent.resolve() != ctx.out_dir.resolve():
+        clean_hydra_only(ctx.out_dir)
+    return load_record(found.path)
+
+
 def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
     """Validate, train and record one job. A bad config raises before anything is written."""
     validate_config(cfg)
     t0 = time.perf_counter()
+    ident = job_identity(cfg, ctx.choices)
+    choices, resolved, ae_on, arm = ident.choices, ident.resolved, ident.ae, ident.arm
+    if cfg.resume:
+        done = _resume(ctx, arm, int(cfg.seed))
+        if done is not None:
+            return done
     task = build_task(cfg)  # tasks raise ConfigError on bad values: still nothing written
-    choices = {g: ctx.choices.get(g) for g in GROUPS}
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    ae_on = bool(cfg.ae.enabled)
-    choices["ablation"] = ablation_name(cfg)
-    arm = arm_id(choices, resolved, ae_on)
     budget = step_budget(cfg)
     record = RunRecord(
         status="failed",

@@ -396,6 +396,9 @@ class Config:
     steps: int | None = None
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     divergence: DivergenceConfig = field(default_factory=DivergenceConfig)
+    #: skip the job when its arm and seed already have a completed or diverged record in its
+    #: folder or under the sweep folder (aebench/resume.py); not part of the arm
+    resume: bool = False
 
 
 SCHEMAS: dict[str, dict[str, type]] = {

@@ -38,7 +38,7 @@ STATUSES = ("completed", "diverged", "failed")
 REQUIRED = ("status", "task", "seed", "metric")
 #: config keys that are not part of an arm (as aebench.record.NOT_IN_ARM; not imported, so
 #: that analysis reads records without the core installed)
-NOT_IN_ARM = ("seed", "logger", "trainer")
+NOT_IN_ARM = ("seed", "logger", "trainer", "resume")
 
 #: the columns ``python -m analysis.runs`` prints (the table has more, see :func:`flatten`)
 COLUMNS = [
