@@ -32,7 +32,7 @@ from analysis.collect import RunSet
 #: overrides of these keys are group choices, already in the label
 GROUPS = ("task", "optimizer", "schedule", "ae", "ablation", "swarm", "scale", "logger")
 #: overrides with these prefixes do not change what an arm computes, or are named otherwise
-HIDDEN_PREFIXES = ("seed", "trainer.", "logger.", "hydra.", "ae.laws.", "experiment")
+HIDDEN_PREFIXES = ("seed", "trainer.", "logger.", "hydra.", "ae.laws.", "experiment", "resume")
 #: run-table columns a filter or stratum may name (besides ``config.<dotted.path>``)
 RUN_FIELDS = (
     "task",

@@ -1,7 +1,9 @@
 """``report.md`` and ``tables.tex`` from the results of one analysis.
 
 The Markdown report has, in order: what was read (runs by status and data source, unreadable
-files), the predictions (verdicts, then the evidence behind them), the arms per data source and
+files), the predictions (verdicts with the experiment that feeds each, then the evidence behind
+them), the missing experiments (those feeding a prediction that found no runs, with the
+command that runs them), the arms per data source and
 task, the default comparisons, time-to-target, the aggregates across tasks, the figures, the
 runs that did not complete and every problem line, and the definitions used. The first
 sections up to the comparisons are also what the CLI prints.
@@ -9,7 +11,9 @@ sections up to the comparisons are also what the CLI prints.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
@@ -92,10 +96,18 @@ def predictions_section(res: Results) -> str:
     )
     out.append("")
     rows = [
-        [r.prediction, r.data_source or "-", r.stratum or "-", f"**{r.verdict}**", r.reason]
+        [
+            r.prediction,
+            f"`{r.experiment}`" if r.experiment else "-",
+            r.data_source or "-",
+            r.stratum or "-",
+            f"**{r.verdict}**",
+            r.reason,
+        ]
         for r in v.itertuples()
     ]
-    out.append(markdown(["prediction", "data", "stratum", "verdict", "reason"], rows))
+    head = ["prediction", "experiment", "data", "stratum", "verdict", "reason"]
+    out.append(markdown(head, rows))
     missing = v[v["data_source"] == ""]
     if not missing.empty:
         out += ["", "### Sweeps that would produce the missing runs", ""]
@@ -140,6 +152,107 @@ def predictions_section(res: Results) -> str:
             "",
             "Effects are oriented so that positive is the predicted direction (for guards: "
             "positive is b worse than a). Arms: " + _arm_legend(e),
+        ]
+    return "\n".join(out)
+
+
+@dataclass
+class MissingExperiment:
+    """An experiment that feeds predictions none of whose strata had runs (``runs_missing``)."""
+
+    name: str
+    predictions: list[str]
+    #: the scale to run it at and the evidence folder to run it into
+    scale: str
+    folder: str
+    #: whether ``conf/experiment/<name>.yaml`` exists (if not, the predictions' sweeps do it)
+    configured: bool
+
+    @property
+    def commands(self) -> list[str]:
+        """The commands that produce its runs: ``aebench-evidence``, then ``aebench -m``."""
+        return [
+            f"aebench-evidence --experiments {self.name} --scale {self.scale} --out {self.folder}",
+            f"aebench -m experiment={self.name} scale={self.scale}",
+        ]
+
+
+def _experiment_dir() -> Path:
+    from analysis.predictions import default_predictions_dir
+
+    return default_predictions_dir().parent / "experiment"
+
+
+def _report_scale(res: Results, sweeps: list[str]) -> str:
+    """The scale to run missing experiments at: the one scale of this report's runs, else the
+    one the predictions' sweeps name, else ``cpu``."""
+    scales = res.runset.usable()["scale"].dropna().unique()
+    if len(scales) == 1:
+        return str(scales[0])
+    named = {m.group(1) for s in sweeps for m in [re.search(r"\bscale=(\w+)", s)] if m}
+    return named.pop() if len(named) == 1 else "cpu"
+
+
+def missing_experiments(res: Results) -> list[MissingExperiment]:
+    """The experiments to run: those named by a verdict with ``runs_missing`` (sorted)."""
+    v = res.verdicts
+    if v.empty or "runs_missing" not in v.columns:
+        return []
+    lacking = v[v["runs_missing"].astype(bool) & (v["experiment"].astype(str) != "")]
+    out = []
+    folder = res.paths[0] if len(res.paths) == 1 else "<evidence folder>"
+    for name, g in lacking.groupby("experiment", sort=True):
+        out.append(
+            MissingExperiment(
+                name=str(name),
+                predictions=sorted(set(g["prediction"])),
+                scale=_report_scale(res, list(g["sweep"])),
+                folder=folder,
+                configured=(_experiment_dir() / f"{name}.yaml").is_file(),
+            )
+        )
+    return out
+
+
+def missing_experiments_section(res: Results) -> str:
+    """``## Missing experiments``: what to run so that every prediction has runs."""
+    out = ["## Missing experiments", ""]
+    missing = missing_experiments(res)
+    v = res.verdicts
+    unnamed = (
+        sorted(set(v.loc[v["runs_missing"].astype(bool) & (v["experiment"] == ""), "prediction"]))
+        if not v.empty and "runs_missing" in v.columns
+        else []
+    )
+    if not missing and not unnamed:
+        return "\n".join(out + ["None: every prediction found runs of its arms."])
+    if missing:
+        out.append(
+            f"{len(missing)} experiments feed predictions that found no runs of their arms here. "
+            "Run them (`aebench-evidence` skips the jobs already done), then analyse again:"
+        )
+        out.append("")
+        for m in missing:
+            feeds = ", ".join(m.predictions)
+            if m.configured:
+                run = f"`{m.commands[0]}` (or `{m.commands[1]}`)"
+            else:
+                run = f"no `conf/experiment/{m.name}.yaml` yet: run the predictions' sweeps below"
+            out.append(f"- `{m.name}` (feeds {feeds}): {run}")
+        runnable = [m for m in missing if m.configured]
+        if len(runnable) > 1:
+            names = ",".join(m.name for m in runnable)
+            out += [
+                "",
+                f"All at once: `aebench-evidence --experiments {names} --scale "
+                f"{runnable[0].scale} --out {runnable[0].folder}`",
+            ]
+    if unnamed:
+        out += [
+            "",
+            "Predictions without runs that name no experiment (run their sweeps below): "
+            + ", ".join(unnamed)
+            + ".",
         ]
     return "\n".join(out)
 
@@ -354,7 +467,12 @@ DEFINITIONS = """## Definitions
 
 def markdown_report(res: Results) -> tuple[str, str]:
     """``(report.md, the part the CLI prints)``."""
-    printed = [predictions_section(res), arms_section(res), comparisons_section(res)]
+    printed = [
+        predictions_section(res),
+        missing_experiments_section(res),
+        arms_section(res),
+        comparisons_section(res),
+    ]
     rest = [ttt_section(res), across_section(res), figures_section(res), problems_section(res)]
     full = "\n\n".join([header(res), *printed, *rest, DEFINITIONS]) + "\n"
     return full, "\n\n".join(printed) + "\n"

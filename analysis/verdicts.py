@@ -103,6 +103,8 @@ class Verdict:
     claim: str
     experiment: str
     sweep: str
+    #: no stratum had runs of the prediction's arms: its experiment (or sweep) has to be run
+    runs_missing: bool = False
 
 
 # --------------------------------------------------------------------------- run selection
@@ -603,6 +605,11 @@ def _narrow(table: pd.DataFrame, pred: Prediction) -> pd.DataFrame:
     return table[keep]
 
 
+def _run_hint(pred: Prediction) -> str:
+    """The end of every reason that says runs are missing (and which sweep makes them)."""
+    return f"run: {pred.sweep}"
+
+
 def evaluate_prediction(
     pred: Prediction, runset: RunSet, n_boot: int = 2000, seed: int = 0
 ) -> tuple[list[Evidence], list[str]]:
@@ -611,7 +618,7 @@ def evaluate_prediction(
     ctx = Context(pred, runset, n_boot, seed)
     table = _narrow(analysed(runset.table), pred)
     base = table[select(runset, table, pred.runs)]
-    run_hint = f"run: {pred.sweep}"
+    run_hint = _run_hint(pred)
     if base.empty:
         absent = [f for f in pred.runs if field_values(runset, table, f).isna().all()]
         what = f"no run has {', '.join(absent)}" if absent and not table.empty else "no runs"
@@ -673,7 +680,10 @@ def evaluate(
     for pred, evidence, missing in per_pred:
         common = {"claim": pred.claim, "experiment": pred.experiment, "sweep": pred.sweep}
         for reason in missing:
-            verdicts.append(Verdict(pred.name, "", "", "inconclusive", reason, **common))
+            lacking = reason.endswith(_run_hint(pred))
+            verdicts.append(
+                Verdict(pred.name, "", "", "inconclusive", reason, **common, runs_missing=lacking)
+            )
         groups: dict[tuple[str, str], list[Evidence]] = {}
         for e in evidence:
             if e.role == "test":
