@@ -113,6 +113,21 @@ def _add_curve_metrics(
         traces[row["run"]] = trace
 
 
+def _censor_plateau_exits(table: pd.DataFrame) -> None:
+    """A finished run of a task that reports plateau exits (some of its runs log
+    ``plateau_exit_step``) but whose curves never logged one did not exit: its restricted exit
+    step is its budget, not missing (records written before the column was logged from the
+    first step leave it out until the exit)."""
+    if "plateau_exit" not in table.columns or not table["plateau_exit"].notna().any():
+        return
+    reports = table.groupby(["task", "data_source"], dropna=False)["plateau_exit"].transform(
+        lambda s: s.notna().any()
+    )
+    fill = reports & table["plateau_exit"].isna() & table["status"].isin(["completed", "diverged"])
+    table.loc[fill, "plateau_exit"] = pd.to_numeric(table.loc[fill, "budget"], errors="coerce")
+    table.loc[fill, "plateau_exited"] = False
+
+
 def load_runs(paths: Iterable[str | Path], curves: bool = True) -> RunSet:
     """Read every run under ``paths`` (see :func:`analysis.runs.find_runs`); with ``curves``,
     also each ``curves.csv`` (a missing or unreadable one is a problem line, not an error)."""
@@ -151,6 +166,7 @@ def load_runs(paths: Iterable[str | Path], curves: bool = True) -> RunSet:
             table[flag] = False
     for col in ("final", "best", "auc", "wall_s", "budget", "steps", "target_step", "lr"):
         table[col] = pd.to_numeric(table[col], errors="coerce")
+    _censor_plateau_exits(table)
     _split_arms_by_source(table, arm_configs, arm_overrides)
     table = table.sort_values(["data_source", "task", "arm", "seed"], kind="stable")
     return RunSet(table.reset_index(drop=True), problems, arm_configs, arm_overrides, traces)

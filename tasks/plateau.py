@@ -28,7 +28,7 @@ so half of L_p is more than 5 standard deviations away and a noisy batch does no
 records, at the curve cadence:
 
 ``plateau_level``      L_p (constant)
-``plateau_exit_step``  t once the run has left the plateau; absent (blank) before
+``plateau_exit_step``  t once the run has left the plateau; NaN before
 ``saturation``         mean sigmoid'(z) / sigmoid'(0) over the step's batch: 0 = fully flat,
                        1 = every output in the steep middle of the sigmoid
 
@@ -146,7 +146,10 @@ class PlateauTask(Task):
         return nn.functional.mse_loss(model(self.x_val.to(device)), self.y_val.to(device)).item()
 
     def train_log(self) -> dict[str, float]:
-        values = {"plateau_level": self.plateau_level, "saturation": self.saturation}
-        if self.exit_step is not None:
-            values["plateau_exit_step"] = float(self.exit_step)
-        return values
+        exit_step = float("nan") if self.exit_step is None else float(self.exit_step)
+        # logged from the first step, so a run that never exits still has the column
+        return {
+            "plateau_level": self.plateau_level,
+            "saturation": self.saturation,
+            "plateau_exit_step": exit_step,
+        }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from analysis.arms import annotate, field_values, partners
 from analysis.collect import load_runs
 from tests.analysis.synth import write_run
@@ -105,3 +107,20 @@ def test_a_no_op_task_override_does_not_split_labels_or_problems(tmp_path: Path)
         "adamw constant AE task.loss_scale=1",
         "adamw constant off task.loss_scale=1",
     }
+
+
+def test_a_run_that_never_logged_a_plateau_exit_is_censored_at_its_budget(tmp_path: Path) -> None:
+    # records from before the plateau task logged the column from the first step
+    steps = [0.0, 10.0, 20.0, 30.0, 40.0]
+    exits = [float("nan")] * 3 + [30.0, 30.0]
+    write_run(tmp_path, task="plateau", seed=0, name="exits",
+              curves={"step": steps, "plateau_exit_step": exits})
+    write_run(tmp_path, task="plateau", seed=1, name="never",
+              curves={"step": steps, "saturation": [0.1] * 5})
+    write_run(tmp_path, task="regression", seed=0, name="other")
+    t = load_runs([tmp_path]).table.set_index(["task", "seed"])
+    assert t.loc[("plateau", 0), "plateau_exit"] == 30.0
+    assert bool(t.loc[("plateau", 0), "plateau_exited"])
+    assert t.loc[("plateau", 1), "plateau_exit"] == t.loc[("plateau", 1), "budget"]
+    assert not bool(t.loc[("plateau", 1), "plateau_exited"])
+    assert pd.isna(t.loc[("regression", 0), "plateau_exit"])  # a task without plateau exits
