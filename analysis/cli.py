@@ -95,8 +95,10 @@ def analyse(args: argparse.Namespace, predictions: list, runset) -> object:  # n
 def write_outputs(res, out: Path, figures: bool) -> str:  # noqa: ANN001
     """Write every output file into ``out``; returns the text to print."""
     from analysis.figures import draw_all
+    from analysis.html_report import write_html
     from analysis.report import latex_tables, markdown_report
     from analysis.runs import RECORD_COLUMNS
+    from analysis.verdict_figure import verdict_figures
 
     out.mkdir(parents=True, exist_ok=True)
     table = res.runset.table
@@ -113,10 +115,12 @@ def write_outputs(res, out: Path, figures: bool) -> str:  # noqa: ANN001
     if figures:
         usable = res.runset.usable()
         paths = draw_all(res.runset, usable, res.profiles, out / "figures")
+        paths += verdict_figures(res.evidence, out / "figures")
         res.figures = [str(p.relative_to(out)) for p in paths]
     full, printed = markdown_report(res)
     (out / "report.md").write_text(full)
     (out / "tables.tex").write_text(latex_tables(res))
+    write_html(res, out)
     return printed
 
 
@@ -156,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(problems)} problem lines (unreadable or partial runs): see report.md")
         print(
             f"aebench-analyze: {len(res.runset.table)} runs analysed in "
-            f"{time.perf_counter() - t0:.1f} s; report: {out / 'report.md'}"
+            f"{time.perf_counter() - t0:.1f} s; report: {out / 'report.md'}, "
+            f"{out / 'report.html'}"
         )
     return 0
 
