@@ -36,18 +36,17 @@ choices where the theory or the protocol leaves room):
     ``2h + 3`` finite rows.
 
 ``recovery`` (where the curves have a ``drift_phase`` column that changes)
-    For each switch (the first logged row of a new phase), the steps until the smoothed training
-    loss (for RL tasks the unscaled return, :data:`RECOVERY_SERIES`: its level is recovered
-    from below) is back within 5% of its level before the switch: the level is the mean of ``x`` (as
-    above) over the last ``h`` rows of the previous phase; the smoothed loss is the centred
-    running median over ``2h+1`` rows clipped to the new phase (a median, so that a loss that
-    steps back to its level is found at that step, not ``h`` rows late as with a mean, and one
-    noisy row moves nothing); recovery is the first step at
-    which it is at most ``level + log(1.05)`` (``level + 0.05 |level|`` for raw losses), minus
-    the switch step. A phase that ends (or a run that stops) first is censored at its length.
-    ``recovery`` is the mean over switches of these restricted times (as for
-    ``time_to_target``), ``recovery_censored`` the number of switches never recovered,
-    ``switches`` the number of switches.
+    For each switch (the first logged row of a new phase), the settling time of the series
+    (:data:`RECOVERY_SERIES`: for RL tasks the unscaled return, else the training loss) onto the
+    new phase's *own* asymptote, the median of its last 20% of rows: the first step from which
+    its 1%-of-the-phase running median stays within a band of 10% of the disturbance (at least
+    3 of its own noise std) for 5% of the phase; a phase still moving in that tail, or cut
+    short (a run that stopped: censored at the step it stopped), is censored at its length
+    (definition and reasons: :mod:`analysis.recovery`). The reference belongs to the phase, so
+    the reading does not depend on the phase order. ``recovery`` is the mean over switches of
+    these restricted times (as for ``time_to_target``), ``recovery_censored`` the number of
+    switches never settled, ``switches`` the number of switches, ``recovery_level`` the mean
+    of the phases' asymptotes in the series' units (where they settled: a collapse settles fast).
 
 ``plateau_exit`` (tasks that log ``plateau_exit_step``, e.g. ``plateau``)
     The step at which the run left the plateau as the task defines it (first logged value),
@@ -82,6 +81,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.curves import Curves
+from analysis.recovery import Recovery
+from analysis.recovery import recovery as _recovery
 
 #: coefficient columns summarised (a ``/pgN`` or ``/trajN`` suffix is allowed); ``gate_mean``,
 #: ``dropout`` and ``l1`` are the model coefficients of the gated_depth and basis_equation tasks;
@@ -93,8 +94,6 @@ BETA_LIKE = ("momentum", "beta1", "beta2")
 COEF_STATS = ("start", "end", "min", "max", "logmean", "horizon")
 #: at most this many rows of each curve are kept for the figures
 MAX_TRACE_POINTS = 100
-#: recovery: back within this relative distance of the pre-switch level
-RECOVERY_TOLERANCE = 0.05
 #: the curve column recovery is measured on, first present wins, with "higher is better":
 #: the unscaled episodic return of RL tasks (their loss is a policy-gradient surrogate), else
 #: the training loss
@@ -230,51 +229,14 @@ def oscillation(loss: np.ndarray) -> float:
     return float(np.sqrt(np.mean(resid**2)))
 
 
-@dataclass(frozen=True)
-class Recovery:
-    """Recovery after the drift switches of one run (module doc)."""
-
-    switches: int
-    censored: int
-    mean_restricted: float
-    times: tuple[float, ...]  # per switch; inf where never recovered
-
-
 def recovery(
     steps: np.ndarray, loss: np.ndarray, phase: np.ndarray, higher_is_better: bool = False
 ) -> Recovery:
-    """Steps to recover after each change of ``phase`` (module doc for the definition).
-    ``higher_is_better``: the series is a return or a score (its level is recovered from
-    below); it is then negated after taking the log (or negated raw, if not all positive)."""
-    keep = np.isfinite(loss) & np.isfinite(phase)
-    s, x, ph = steps[keep], loss[keep], phase[keep]
-    starts = np.flatnonzero(np.diff(ph) != 0) + 1
-    if starts.size == 0:
-        return Recovery(0, 0, math.nan, ())
-    x, logged = _loss_scale(x)
-    if higher_is_better:
-        x = -x
-    h = window_half(x.size)
-    bounds = np.concatenate([[0], starts, [x.size]])
-    times, restricted = [], []
-    for k in range(1, bounds.size - 1):
-        prev = x[bounds[k - 1] : bounds[k]]
-        seg = slice(bounds[k], bounds[k + 1])
-        level = float(prev[-min(h, prev.size) :].mean())
-        tol = math.log1p(RECOVERY_TOLERANCE) if logged else RECOVERY_TOLERANCE * abs(level)
-        smooth = running_median(x[seg], h)
-        start = s[bounds[k]]
-        end = s[bounds[k + 1]] if k + 1 < bounds.size - 1 else s[-1]
-        hits = np.flatnonzero(smooth <= level + tol)
-        t = float(s[seg][hits[0]] - start) if hits.size else math.inf
-        times.append(t)
-        restricted.append(min(t, float(end - start)))
-    return Recovery(
-        switches=len(times),
-        censored=sum(not math.isfinite(t) for t in times),
-        mean_restricted=float(np.mean(restricted)),
-        times=tuple(times),
-    )
+    """Settling time after each change of ``phase`` onto the phase's own asymptote
+    (:mod:`analysis.recovery`). ``higher_is_better`` is accepted for the curve's orientation;
+    the settling band is symmetric, so the times do not depend on it."""
+    del higher_is_better
+    return _recovery(steps, loss, phase)
 
 
 def gamma_stats(steps: np.ndarray, gamma: np.ndarray) -> tuple[float, float]:
@@ -372,6 +334,7 @@ def curve_metrics(
             recovery=rec.mean_restricted,
             recovery_censored=float(rec.censored),
             switches=float(rec.switches),
+            recovery_level=rec.mean_level,
         )
     gamma = curves.get("gamma")
     if gamma is not None:
