@@ -18,9 +18,12 @@ Modes (``task.mode``):
   probabilities.
 
 Phase bookkeeping: after s completed steps the world is in phase ``s // drift_every``; the batch
-of step s + 1 is drawn from it and an evaluation after step s scores it. ``drift_phase(s)``
-returns that phase, so the curves show each switch at the step the new phase began. Batches carry
-their index, so the task knows how many steps were trained whatever the loader prefetches.
+of step s + 1 is drawn from it. A curve row at step s (1-based: the row logged after optimizer
+step s) describes that step: ``drift_phase(s)`` is the phase of step s's batch,
+``(s - 1) // drift_every``, and an evaluation after step s scores the same phase, so every column
+of a row refers to one phase and the first row of a new phase is the first step trained on it.
+Batches carry their index, so the task knows how many steps were trained whatever the loader
+prefetches.
 
 Data (``task.data``, see ``tasks/hf_data.py``): ``source=real`` loads CIFAR-10 with Hugging Face
 ``datasets`` (columns ``img``: PIL image, ``label``: 0-9, splits ``train``/``test``, as the Hub's
@@ -250,7 +253,8 @@ class CifarCorruptionsTask(Task):
         return steps_done // self.drift_every
 
     def drift_phase(self, step: int) -> int | None:
-        return None if self.mode == "stable" else self.phase_of(step)
+        # the phase of step `step`'s batch (module doc); step 0 is before training: phase 0
+        return None if self.mode == "stable" else self.phase_of(max(step - 1, 0))
 
     def corruption_of(self, phase: int) -> str:
         return self.corruptions[phase % len(self.corruptions)] if self.mode == "rotating" else CLEAN
@@ -351,7 +355,7 @@ class CifarCorruptionsTask(Task):
         return torch.cat(out)
 
     def evaluate(self, model: nn.Module) -> float:
-        phase = self.phase_of(self._trained)
+        phase = self.phase_of(max(self._trained - 1, 0))  # the last trained batch's phase
         correct = (self.predictions(model, self.corruption_of(phase)) == self.y_test).float()
         if self.mode != "class_shift":
             return float(correct.mean())

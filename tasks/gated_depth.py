@@ -23,13 +23,15 @@ one uniform per unit whatever p is), so arms of a seed share their random number
 RNG is not touched.
 
 Variance bursts (optional mode, off by default): with ``burst_every > 0``, for ``burst_len``
-steps out of every ``burst_every`` a fraction ``burst_flip`` of each training batch gets random
-labels (``burst`` stream): the training loss jumps and its variance spikes, the event the
-protocol's "capacity shrinks when variance spikes" is about. Validation data is never flipped.
+steps out of every ``burst_every`` a fraction ``burst_flip`` of each training batch gets a wrong
+label, drawn uniformly from the other classes (``burst`` stream): the training loss jumps and
+its variance spikes, the event the protocol's "capacity shrinks when variance spikes" is
+about. Validation data is never flipped.
 
 Curves (``train_log``, at the curve cadence): ``gate_<i>``, ``gate_mean``, ``capacity`` (sum of
 the gates: the effective number of blocks), ``dropout``, ``train_acc`` (the step's batch), and
-``burst`` (1 inside a burst) when bursts are on. The values are those of the step's forward pass.
+``burst`` (1 inside a burst) and ``flipped`` (the fraction of the step's labels changed) when
+bursts are on. The values are those of the step's forward pass.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ from aebench.seeding import derive_seed
 from aebench.task import ConfigError, ModelCoefficient, Task, attribute_coefficient, cycle_batches
 
 
-def spirals(n: int, classes: int, turns: float, noise: float, g: torch.Generator
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def spirals(
+    n: int, classes: int, turns: float, noise: float, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` points of a ``classes``-arm spiral in the plane and their labels (module doc)."""
     y = torch.randint(0, classes, (n,), generator=g)
     t = torch.rand(n, generator=g)
@@ -68,8 +71,16 @@ class AEONet(nn.Module):
     """Stem, ``n_blocks`` gated residual blocks, head (module doc). ``gates`` and ``dropout``
     are plain Python floats (coefficients, not parameters)."""
 
-    def __init__(self, in_dim: int, width: int, n_blocks: int, classes: int, gates: list[float],
-                 dropout: float, dropout_seed: int) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        width: int,
+        n_blocks: int,
+        classes: int,
+        gates: list[float],
+        dropout: float,
+        dropout_seed: int,
+    ) -> None:
         super().__init__()
         self.stem = nn.Linear(in_dim, width)
         self.blocks = nn.ModuleList(Block(width) for _ in range(n_blocks))
@@ -90,8 +101,7 @@ class AEONet(nn.Module):
     def _drop(self, h: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return h
-        u = torch.rand(h.shape, generator=self._generator(h.device), device=h.device,
-                       dtype=h.dtype)
+        u = torch.rand(h.shape, generator=self._generator(h.device), device=h.device, dtype=h.dtype)
         p = self.dropout
         if p <= 0.0:
             return h
@@ -130,9 +140,14 @@ class GatedDepthTask(Task):
         burst_flip: float = 0.5,
     ) -> None:
         super().__init__(seed, batch_size, loss_scale)
-        for key, value, low in (("in_dim", in_dim, 2), ("classes", classes, 2),
-                                ("width", width, 1), ("blocks", blocks, 1),
-                                ("n_train", n_train, 1), ("n_val", n_val, 1)):
+        for key, value, low in (
+            ("in_dim", in_dim, 2),
+            ("classes", classes, 2),
+            ("width", width, 1),
+            ("blocks", blocks, 1),
+            ("n_train", n_train, 1),
+            ("n_val", n_val, 1),
+        ):
             if value < low:
                 raise ConfigError(f"task.{key}={value}: must be an integer >= {low}")
         if not 0.0 < gate_init < 1.0:
@@ -140,13 +155,20 @@ class GatedDepthTask(Task):
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"task.dropout={dropout}: must lie in [0, 1)")
         if turns <= 0 or noise < 0 or nuisance < 0:
-            raise ConfigError(f"task.turns/noise/nuisance={turns}/{noise}/{nuisance}: turns must "
-                              "be > 0, noise and nuisance >= 0")
-        if burst_every < 0 or not 0 <= burst_flip <= 1 or (
-                burst_every > 0 and not 0 < burst_len <= burst_every):
-            raise ConfigError(f"task.burst_every/burst_len/burst_flip={burst_every}/{burst_len}/"
-                              f"{burst_flip}: need burst_every >= 0 (0: off), else 0 < "
-                              "burst_len <= burst_every; flip in [0, 1]")
+            raise ConfigError(
+                f"task.turns/noise/nuisance={turns}/{noise}/{nuisance}: turns must "
+                "be > 0, noise and nuisance >= 0"
+            )
+        if (
+            burst_every < 0
+            or not 0 <= burst_flip <= 1
+            or (burst_every > 0 and not 0 < burst_len <= burst_every)
+        ):
+            raise ConfigError(
+                f"task.burst_every/burst_len/burst_flip={burst_every}/{burst_len}/"
+                f"{burst_flip}: need burst_every >= 0 (0: off), else 0 < "
+                "burst_len <= burst_every; flip in [0, 1]"
+            )
         self.in_dim, self.classes, self.width, self.blocks = in_dim, classes, width, blocks
         self.gate_init, self.dropout = gate_init, dropout
         self.burst_every, self.burst_len, self.burst_flip = burst_every, burst_len, burst_flip
@@ -159,14 +181,21 @@ class GatedDepthTask(Task):
         self._burst_gen = self.rng("burst")
         self.steps = 0
         self.in_burst = False
+        self.flipped = 0.0
         self.train_acc = math.nan
         self.model: AEONet | None = None
         self._used: tuple[list[float], float] | None = None
 
     def build_model(self) -> nn.Module:
-        self.model = AEONet(self.in_dim, self.width, self.blocks, self.classes,
-                            [self.gate_init] * self.blocks, self.dropout,
-                            derive_seed(self.seed, "dropout"))
+        self.model = AEONet(
+            self.in_dim,
+            self.width,
+            self.blocks,
+            self.classes,
+            [self.gate_init] * self.blocks,
+            self.dropout,
+            derive_seed(self.seed, "dropout"),
+        )
         return self.model
 
     def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -186,9 +215,16 @@ class GatedDepthTask(Task):
         if self.burst_every > 0:
             # drawn every step (in a burst or not) so the stream's position depends on the step
             flip = torch.rand(y.shape, generator=self._burst_gen) < self.burst_flip
-            noise = torch.randint(0, self.classes, y.shape, generator=self._burst_gen)
+            # a flipped label moves to one of the *other* classes, so burst_flip is the fraction
+            # of wrong labels (a uniform redraw would keep 1/classes of them: 0.375 for 0.5)
+            offset = torch.randint(1, self.classes, y.shape, generator=self._burst_gen)
             if self.in_burst:
-                y = torch.where(flip.to(y.device), noise.to(y.device), y)
+                wrong = (y + offset.to(y.device)) % self.classes
+                y_new = torch.where(flip.to(y.device), wrong, y)
+                self.flipped = (y_new != y).float().mean().item()
+                y = y_new
+            else:
+                self.flipped = 0.0
         logits = model(x)
         with torch.no_grad():
             self.train_acc = (logits.argmax(1) == y).float().mean().item()
@@ -204,8 +240,10 @@ class GatedDepthTask(Task):
         """One ``gate`` per block (each carrying 1/N of the kind's budget weight, so the N
         gates weigh as one coefficient in AE-6 and AE-10) and the shared ``dropout``."""
         n = len(model.gates)
-        gates = [attribute_coefficient(model, "gates", "gate", f"gate_{i}", 1.0 / n, index=i)
-                 for i in range(n)]
+        gates = [
+            attribute_coefficient(model, "gates", "gate", f"gate_{i}", 1.0 / n, index=i)
+            for i in range(n)
+        ]
         return [*gates, attribute_coefficient(model, "dropout", "dropout", "dropout")]
 
     def train_log(self) -> dict[str, float]:
@@ -213,8 +251,13 @@ class GatedDepthTask(Task):
             return {}
         gates, p = self._used
         values = {f"gate_{i}": g for i, g in enumerate(gates)}
-        values.update(gate_mean=sum(gates) / len(gates), capacity=sum(gates), dropout=p,
-                      train_acc=self.train_acc)
+        values.update(
+            gate_mean=sum(gates) / len(gates),
+            capacity=sum(gates),
+            dropout=p,
+            train_acc=self.train_acc,
+        )
         if self.burst_every > 0:
             values["burst"] = float(self.in_burst)
+            values["flipped"] = self.flipped
         return values

@@ -20,9 +20,12 @@ Metric: validation MSE (min). Its floor is ``noise**2``: with ``hidden >= teache
 student can represent the teacher's map exactly.
 
 Plateau exit (definition). The plateau level L_p is the training-set MSE of the initial model
-(the same in every arm of a seed). The run *leaves the plateau* at the first optimizer step t
-whose minibatch training loss is at most ``exit_fraction * L_p`` (default 0.5: the loss has
-halved). On the plateau the loss of a batch of 128 has a standard deviation of about 9% of L_p,
+(the same in every arm of a seed). The run *leaves the plateau* at step t, the number of optimizer
+updates after which the model's minibatch training loss is first at most ``exit_fraction * L_p``
+(default 0.5: the loss has halved). The loss computed in step t + 1's forward pass is that of
+the weights after t updates, so t is one less than the step that saw it: the convention of
+time-to-target, whose evaluation after step t scores those weights.
+On the plateau the loss of a batch of 128 has a standard deviation of about 9% of L_p,
 so half of L_p is more than 5 standard deviations away and a noisy batch does not fake an exit
 (the lowest of 2000 plateau batches stayed above 0.67 L_p in each of seeds 0-2). ``train_log``
 records, at the curve cadence:
@@ -138,7 +141,8 @@ class PlateauTask(Task):
         with torch.no_grad():
             self.saturation = (4.0 * p * (1.0 - p)).mean().item()  # sigmoid'(z) / sigmoid'(0)
         if self.exit_step is None and loss.item() <= self.exit_fraction * self.plateau_level:
-            self.exit_step = self.steps
+            # this loss is that of the weights after steps - 1 updates (module doc)
+            self.exit_step = self.steps - 1
         return loss
 
     def evaluate(self, model: nn.Module) -> float:

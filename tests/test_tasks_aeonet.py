@@ -25,8 +25,10 @@ COLUMNS = {
     "gated_depth": {"gate_0", "gate_5", "gate_mean", "capacity", "dropout", "train_acc"},
     "basis_equation": {"l1", "mse", "selected", "sparsity", "selection_errors", "w_sin", "w_x2"},
 }
-FIXED = {"gated_depth": {"gate_0": 0.5, "gate_mean": 0.5, "dropout": 0.1},
-         "basis_equation": {"l1": 0.01}}
+FIXED = {
+    "gated_depth": {"gate_0": 0.5, "gate_mean": 0.5, "dropout": 0.1},
+    "basis_equation": {"l1": 0.01},
+}
 
 
 def floats(rows: list[dict[str, str]], column: str) -> list[float]:
@@ -68,13 +70,16 @@ def test_gated_depth_data_gates_and_dropout():
     b = model(x)
     assert torch.equal(state, torch.get_rng_state())  # masks come from the model's generator
     assert not torch.allclose(a, b)
-    assert [c.column for c in task.coefficients(model)] == [*(f"gate_{i}" for i in range(6)),
-                                                            "dropout"]
+    assert [c.column for c in task.coefficients(model)] == [
+        *(f"gate_{i}" for i in range(6)),
+        "dropout",
+    ]
 
 
 def test_gated_depth_bursts_flip_labels_only_inside_a_burst():
-    task = GatedDepthTask(0, n_train=256, n_val=128, batch_size=64, burst_every=4, burst_len=2,
-                          burst_flip=1.0)
+    task = GatedDepthTask(
+        0, n_train=256, n_val=128, batch_size=64, burst_every=4, burst_len=2, burst_flip=1.0
+    )
     model = task.build_model()
     batches = task.train_batches()
     flags = []
@@ -82,6 +87,21 @@ def test_gated_depth_bursts_flip_labels_only_inside_a_burst():
         task.loss(model, next(batches))
         flags.append(task.train_log()["burst"])
     assert flags == [0, 1, 1, 0, 0, 1, 1, 0]  # steps 1-8: the last 2 of every 4
+
+
+@pytest.mark.parametrize("flip", [1.0, 0.5])
+def test_gated_depth_bursts_flip_the_configured_fraction_of_labels(flip: float):
+    """A flipped label goes to another class: burst_flip is the fraction of wrong labels (a
+    uniform redraw over the 4 classes kept a quarter of them: 0.375 for 0.5)."""
+    task = GatedDepthTask(
+        0, n_train=4096, n_val=128, batch_size=4096, burst_every=2, burst_len=1, burst_flip=flip
+    )
+    model = task.build_model()
+    batch = next(task.train_batches())
+    task.loss(model, batch)  # step 1: inside the burst (the last 1 of every 2 steps)
+    assert task.train_log()["flipped"] == pytest.approx(flip, abs=0.02)
+    task.loss(model, batch)  # step 2: outside
+    assert task.train_log()["flipped"] == 0.0
     with pytest.raises(ConfigError, match="task.burst_every/burst_len/burst_flip=4/5/0.5"):
         GatedDepthTask(0, burst_every=4, burst_len=5)
     with pytest.raises(ConfigError, match="task.gate_init=1.0"):
@@ -106,8 +126,11 @@ def test_basis_equation_true_expression_has_no_selection_errors():
 
 
 def test_selection_errors_metric_is_the_last_logged_value():
-    cols = {"step": np.arange(4.0), "selection_errors": np.array([np.nan, 5.0, 3.0, np.nan]),
-            "l1": np.array([np.nan, 0.01, 0.02, 0.03])}
+    cols = {
+        "step": np.arange(4.0),
+        "selection_errors": np.array([np.nan, 5.0, 3.0, np.nan]),
+        "l1": np.array([np.nan, 0.01, 0.02, 0.03]),
+    }
     metrics, _ = curve_metrics(Curves(cols), None)
     assert metrics["selection_errors"] == 3.0 and metrics["l1:end"] == 0.03
     assert metric_spec("selection_errors").higher_is_better(None) is False

@@ -306,7 +306,9 @@ def test_rotating_mode_switches_every_k_steps_and_the_eval_set_follows() -> None
     k = 5
     task = CifarCorruptionsTask(seed=0, batch_size=16, n_train=64, n_test=32, drift_every=k,
                                 corruptions=["clean", "contrast"], severity=5)  # fmt: skip
-    assert [task.drift_phase(s) for s in (0, 4, 5, 9, 10, 15)] == [0, 0, 1, 1, 2, 3]
+    # row s describes step s, trained on batch s - 1: the switch row is the first step of the
+    # new phase (step 6 for k = 5), not the last of the old one
+    assert [task.drift_phase(s) for s in (0, 1, 5, 6, 10, 11, 16)] == [0, 0, 0, 1, 1, 2, 3]
     model, batches = Recorder(), task.train_batches()
     spreads = []
     for step in range(1, 3 * k + 1):
@@ -314,9 +316,10 @@ def test_rotating_mode_switches_every_k_steps_and_the_eval_set_follows() -> None
         assert batch[2] == step - 1
         spreads.append(float(unnormalise(task, batch[0]).std(dim=(2, 3)).mean()))
         task.loss(model, batch)
-        task.evaluate(model)  # the eval set of the phase after `step` steps
+        assert task.drift_phase(step) == task.phase_of(int(batch[2]))  # the batch's phase
+        task.evaluate(model)  # the eval set of the phase step `step` trained on
         shown = unnormalise(task, model.seen)
-        expected = task.test_images(task.corruption_of(step // k)).float() / 255
+        expected = task.test_images(task.corruption_of((step - 1) // k)).float() / 255
         assert torch.allclose(shown, expected[-len(shown) :], atol=1e-5)
     # contrast at severity 5 scales deviations from the mean by 0.15: phase 1's batches
     clean, low = spreads[:k] + spreads[2 * k :], spreads[k : 2 * k]
@@ -359,7 +362,9 @@ def test_class_shift_skews_the_class_histogram_and_the_metric_follows() -> None:
     assert float(w.sum()) == pytest.approx(1.0)
     task._trained = 0
     assert task.evaluate(Recorder(c)) == pytest.approx(float(w[c]), abs=1e-6)
-    task._trained = k  # phase 1: c is out of favour
+    task._trained = k  # the k-th step trained on phase 0's mixture: still phase 0
+    assert task.evaluate(Recorder(c)) == pytest.approx(float(w[c]), abs=1e-6)
+    task._trained = k + 1  # phase 1: c is out of favour
     assert task.evaluate(Recorder(c)) == pytest.approx(0.2 / NUM_CLASSES, abs=1e-6)
 
 
@@ -429,7 +434,7 @@ def test_smoke_run_completes_with_drift_columns(ae: str, tmp_path: Path) -> None
     assert 0.0 <= rec["metric"]["final"] <= 1.0
     rows = read_curves(tmp_path / "curves.csv")
     phases = {int(r["step"]): int(float(r["drift_phase"])) for r in rows if r.get("drift_phase")}
-    assert phases[8] == 0 and phases[9] == 1 and phases[18] == 2 and phases[27] == 3
+    assert phases[9] == 0 and phases[10] == 1 and phases[19] == 2 and phases[28] == 3
     assert any(r.get("train_acc") for r in rows)
     assert sum(1 for r in rows if r.get("val_top1")) >= 10
     if ae == "on":

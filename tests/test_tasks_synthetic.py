@@ -237,8 +237,9 @@ def test_plateau_exit_is_logged_at_the_first_step_below_the_fraction() -> None:
         losses.append(loss.item())
     assert task.exit_step is not None, "SGD at lr 10 leaves a plateau of depth 4"
     threshold = task.exit_fraction * task.plateau_level
-    assert losses[task.exit_step - 1] <= threshold
-    assert all(v > threshold for v in losses[: task.exit_step - 1])
+    # losses[t] is the loss of the weights after t updates: the exit is the first such t
+    assert losses[task.exit_step] <= threshold
+    assert all(v > threshold for v in losses[: task.exit_step])
     assert task.train_log()["plateau_exit_step"] == task.exit_step
     assert task.evaluate(model) < 0.2 * task.plateau_level
 
