@@ -278,16 +278,34 @@ def binding_for(optimizer: Optimizer) -> Binding:
 @torch.no_grad()
 def add_parameter_noise(params: list[torch.Tensor], sigma: float, rms_floor: float,
                         generator: torch.Generator) -> None:
-    """``p += sigma * max(RMS(p), rms_floor) * N(0, I)`` for each p (see module docstring)."""
-    if sigma <= 0.0 or not math.isfinite(sigma):
+    """``p += sigma * max(RMS(p), rms_floor) * N(0, I)`` for each p (see module docstring).
+
+    The draws go into one flat buffer (tensor by tensor, in order, so the generator's stream is
+    the one a draw per parameter tensor gives), the scales are computed on the device (no host
+    synchronisation) and the buffer is added in one foreach pass. sigma <= 0 draws nothing.
+    """
+    if sigma <= 0.0 or not math.isfinite(sigma) or not params:
         return
-    norms = torch.stack(torch._foreach_norm([p.detach() for p in params])).float().cpu().tolist()
-    scales = [sigma * max(n / math.sqrt(max(p.numel(), 1)), rms_floor)
-              for n, p in zip(norms, params, strict=True)]
-    noise = [torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
-             for p in params]
-    torch._foreach_mul_(noise, scales)
-    torch._foreach_add_(params, noise)
+    ps = [p.detach() for p in params]
+    ref = ps[0]
+    # RMS in float32 as the per-tensor path took it (the norms were read as float32)
+    norms = torch.stack(torch._foreach_norm(ps)).float().double()
+    roots = torch.tensor([math.sqrt(max(p.numel(), 1)) for p in ps], dtype=torch.float64,
+                         device=norms.device)
+    scales = (norms / roots).clamp_min(rms_floor) * sigma
+    if all(p.dtype == ref.dtype and p.device == ref.device for p in ps):
+        flat = torch.empty(sum(p.numel() for p in ps), dtype=ref.dtype, device=ref.device)
+        noise = [v.view(p.shape) for v, p in zip(flat.split([p.numel() for p in ps]), ps,
+                                                  strict=True)]
+        for v in noise:
+            v.normal_(generator=generator)
+        torch._foreach_mul_(noise, list(scales.to(ref.dtype).unbind()))
+    else:
+        noise = [torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+                 for p in ps]
+        for v, s in zip(noise, scales.unbind(), strict=True):
+            v.mul_(s.to(device=v.device, dtype=v.dtype))
+    torch._foreach_add_(ps, noise)
 
 
 @dataclass

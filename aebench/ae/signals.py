@@ -147,17 +147,15 @@ def finite(*values: float) -> bool:
 def grad_stats(grads: list[torch.Tensor], prevs: list[torch.Tensor] | None) -> torch.Tensor:
     """``[||g||^2, g.h, ||h||^2]`` over a param group as one float64 tensor on the grads' device.
 
-    Uses foreach norms and one product-sum per tensor (a transient temporary, nothing kept).
+    g and h are each flattened once (one ``cat``, a transient buffer) and the three numbers are
+    ``dot`` products stacked on the device: no host synchronisation, nothing kept.
+    :func:`aebench.ae.flatgrad.group_stats` adds the preconditioned pair in the same pass.
     """
     if not grads:
         return torch.zeros(3, dtype=torch.float64)
-    gn = torch.stack(torch._foreach_norm(grads)).double()
-    gsq = (gn * gn).sum()
+    g = torch.cat([x.reshape(-1) for x in grads])
     if prevs is None:
-        zero = torch.zeros((), dtype=torch.float64, device=gsq.device)
-        return torch.stack([gsq, zero, zero])
-    pn = torch.stack(torch._foreach_norm(prevs)).double()
-    pairs = zip(grads, prevs, strict=True)
-    # (g * h).sum(), not torch.dot/vdot: those take milliseconds on some CPU builds (torch 2.13)
-    dots = torch.stack([(g * h).sum() for g, h in pairs])
-    return torch.stack([gsq, dots.double().sum(), (pn * pn).sum()])
+        zero = torch.zeros((), dtype=g.dtype, device=g.device)
+        return torch.stack([g.dot(g), zero, zero]).double()
+    h = torch.cat([x.reshape(-1) for x in prevs])
+    return torch.stack([g.dot(g), g.dot(h), h.dot(h)]).double()
