@@ -1,13 +1,20 @@
-"""Per-step cost of the suite against a raw PyTorch loop, on the regression task.
+"""Per-step cost of the suite against a raw PyTorch loop and a bare Lightning Trainer.
 
-    python benchmarks/harness_overhead.py [--steps 1500] [--repeats 3]
+    python benchmarks/harness_overhead.py [--steps 1500] [--repeats 3] [--evals 50]
 
-Both sides train the same model (same seed, same init) on the same pre-made batches with AdamW,
-read the loss every step and evaluate the validation MSE ``scale.evals`` times. The suite side is
-``aebench.runner.run_job`` itself (Lightning, run recorder, record writing). Setup cost (imports,
-Trainer construction, data generation) is cancelled by timing a short and a long run and dividing
-the difference by the difference in steps. Reported as a ratio measured in one process; the
-issue's target is at most 1.3x.
+Three arms train the same model (same seed, same init) with AdamW on the regression task's
+batches (``task.train_batches()``: one gather per epoch, a view per step):
+
+* ``raw``: a plain PyTorch loop (forward, zero_grad, backward, step, one loss read per step);
+* ``bare Lightning``: ``L.Trainer(barebones=True)`` running the suite's own
+  :class:`aebench.module.TaskModule` (same optimizer, same schedule), no callbacks, no loss read:
+  what Lightning itself costs on this module;
+* ``suite``: ``aebench.runner.run_job`` itself (the run recorder, curves, record writing).
+
+Setup (imports, Trainer construction, data generation) and the ``--evals`` evaluations (the same
+number in a short and a long run) cancel: each arm's per-step time is the difference of a long
+and a short run divided by the difference in steps; the median over ``--repeats`` interleaved
+repeats. Goals (issue 15): suite <= 1.25x raw, suite <= 1.05x bare Lightning.
 """
 
 from __future__ import annotations
@@ -17,30 +24,52 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
+import lightning as L
 import torch
+from hydra.utils import instantiate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from goals import finish, report  # noqa: E402
+
+from aebench.module import TaskModule  # noqa: E402
 from aebench.runner import JobContext, build_model, build_task, run_job  # noqa: E402
 from tests.helpers import compose_config  # noqa: E402
 
+BASE = ["task=regression", "optimizer=adamw", "scale=cpu", "scale.progress_lines=0"]
+
 
 def suite_seconds(steps: int, evals: int) -> float:
-    overrides = [
-        "task=regression",
-        "optimizer=adamw",
-        "scale=cpu",
-        f"steps={steps}",
-        f"scale.evals={evals}",
-        "scale.progress_lines=0",
-    ]
+    overrides = [*BASE, f"steps={steps}", f"scale.evals={evals}"]
     cfg, choices = compose_config(overrides)
     with tempfile.TemporaryDirectory() as out:
         t0 = time.perf_counter()
         run_job(cfg, JobContext(Path(out), choices, overrides))
         return time.perf_counter() - t0
+
+
+def bare_seconds(steps: int, evals: int) -> float:
+    t0 = time.perf_counter()
+    cfg, _ = compose_config([*BASE, f"steps={steps}"])
+    task = build_task(cfg)
+    model = build_model(task, cfg.seed)
+    module = TaskModule(task, model, instantiate(cfg.optimizer, _convert_="all"),
+                        instantiate(cfg.schedule, _convert_="all"), steps)
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=1, barebones=True,
+                        callbacks=[], default_root_dir=tempfile.gettempdir())
+
+    class Batches:
+        def __iter__(self):  # noqa: ANN204
+            return task.train_batches()
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(barebones|does not have many workers).*")
+        trainer.fit(module, train_dataloaders=Batches())
+    return time.perf_counter() - t0
 
 
 def raw_seconds(steps: int, evals: int) -> float:
@@ -73,18 +102,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--evals", type=int, default=50)
     args = parser.parse_args()
-    short = max(1, args.steps // 5)
-    suite_seconds(20, 2)  # warm-up: imports, allocator, thread pools
-    raw_seconds(20, 2)
-    suite, raw = [], []
+    short = max(args.evals, args.steps // 5)
+    arms = {"raw PyTorch loop": raw_seconds, "bare Lightning": bare_seconds,
+            "aebench (suite)": suite_seconds}
+    for measure in arms.values():  # warm-up: imports, allocator, thread pools
+        measure(2 * args.evals, args.evals)
+    times: dict[str, list[float]] = {name: [] for name in arms}
     for _ in range(args.repeats):
-        raw.append(per_step(raw_seconds, short, args.steps, args.evals))
-        suite.append(per_step(suite_seconds, short, args.steps, args.evals))
-    s, r = statistics.median(suite), statistics.median(raw)
-    print(f"regression task, AdamW, {args.steps} steps, median of {args.repeats} repeats")
-    print(f"raw PyTorch loop : {r * 1e3:.3f} ms/step")
-    print(f"aebench (suite)  : {s * 1e3:.3f} ms/step")
-    print(f"overhead ratio   : {s / r:.2f}x  (target <= 1.3x)")
+        for name, measure in arms.items():
+            times[name].append(per_step(measure, short, args.steps, args.evals))
+    med = {name: statistics.median(v) for name, v in times.items()}
+    print(f"regression task, AdamW, {args.steps} steps, median of {args.repeats} repeats, "
+          f"torch threads {torch.get_num_threads()}")
+    for name, t in med.items():
+        print(f"{name:18s}: {t * 1e3:.3f} ms/step  ({t / med['raw PyTorch loop']:.3f}x raw)")
+    suite = med["aebench (suite)"]
+    report("harness.suite_vs_raw", suite / med["raw PyTorch loop"], 1.25)
+    report("harness.suite_vs_bare_lightning", suite / med["bare Lightning"], 1.05)
+    finish()
 
 
 if __name__ == "__main__":

@@ -401,6 +401,10 @@ class AEConfig:
     log_every: int = 10
     noise_seed: int = 0
     every: int = 1
+    #: sigma-noise cadence in updates: the noise of ``every * noise_every`` steps is added on every
+    #: ``noise_every``-th update, std ``sigma sqrt(every * noise_every)`` (the sum of that many
+    #: independent draws); 1 (default) = every update. See docs/performance.md.
+    noise_every: int = 1
 
 
 def law_names() -> list[str]:
@@ -588,6 +592,8 @@ def validate(cfg: Any) -> AEConfig:
         _fail("ae.log_every", cfg.log_every, "must be an integer >= 1")
     if not (isinstance(cfg.every, int) and cfg.every >= 1):
         _fail("ae.every", cfg.every, "must be an integer >= 1 (steps between AE updates)")
+    if not (isinstance(cfg.noise_every, int) and cfg.noise_every >= 1):
+        _fail("ae.noise_every", cfg.noise_every, "must be an integer >= 1 (updates between draws)")
     if not isinstance(cfg.noise_seed, int):
         _fail("ae.noise_seed", cfg.noise_seed, "must be an integer")
     return cfg
