@@ -57,10 +57,21 @@ def bare_seconds(steps: int, evals: int) -> float:
     cfg, _ = compose_config([*BASE, f"steps={steps}"])
     task = build_task(cfg)
     model = build_model(task, cfg.seed)
-    module = TaskModule(task, model, instantiate(cfg.optimizer, _convert_="all"),
-                        instantiate(cfg.schedule, _convert_="all"), steps)
-    trainer = L.Trainer(max_steps=steps, accelerator="cpu", devices=1, barebones=True,
-                        callbacks=[], default_root_dir=tempfile.gettempdir())
+    module = TaskModule(
+        task,
+        model,
+        instantiate(cfg.optimizer, _convert_="all"),
+        instantiate(cfg.schedule, _convert_="all"),
+        steps,
+    )
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        devices=1,
+        barebones=True,
+        callbacks=[],
+        default_root_dir=tempfile.gettempdir(),
+    )
 
     class Batches:
         def __iter__(self):  # noqa: ANN204
@@ -103,8 +114,11 @@ def main() -> None:
     parser.add_argument("--evals", type=int, default=50)
     args = parser.parse_args()
     short = max(args.evals, args.steps // 5)
-    arms = {"raw PyTorch loop": raw_seconds, "bare Lightning": bare_seconds,
-            "aebench (suite)": suite_seconds}
+    arms = {
+        "raw PyTorch loop": raw_seconds,
+        "bare Lightning": bare_seconds,
+        "aebench (suite)": suite_seconds,
+    }
     for measure in arms.values():  # warm-up: imports, allocator, thread pools
         measure(2 * args.evals, args.evals)
     times: dict[str, list[float]] = {name: [] for name in arms}
@@ -112,8 +126,10 @@ def main() -> None:
         for name, measure in arms.items():
             times[name].append(per_step(measure, short, args.steps, args.evals))
     med = {name: statistics.median(v) for name, v in times.items()}
-    print(f"regression task, AdamW, {args.steps} steps, median of {args.repeats} repeats, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"regression task, AdamW, {args.steps} steps, median of {args.repeats} repeats, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     for name, t in med.items():
         print(f"{name:18s}: {t * 1e3:.3f} ms/step  ({t / med['raw PyTorch loop']:.3f}x raw)")
     suite = med["aebench (suite)"]

@@ -40,12 +40,25 @@ ROOT = Path(__file__).resolve().parent.parent
 def sweep(experiment: str, scale: str, jobs: int) -> tuple[float, list[dict], float]:
     exe = Path(sys.executable).parent / "aebench-evidence"
     with tempfile.TemporaryDirectory() as out:
-        cmd = [str(exe), "--experiments", experiment, "--scale", scale, "--out", out,
-               "--jobs", str(jobs), "--no-analyze", "--poll", "1"]
+        cmd = [
+            str(exe),
+            "--experiments",
+            experiment,
+            "--scale",
+            scale,
+            "--out",
+            out,
+            "--jobs",
+            str(jobs),
+            "--no-analyze",
+            "--poll",
+            "1",
+        ]
         env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
         t0 = time.time()
-        subprocess.run(cmd, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run(
+            cmd, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         wall = time.time() - t0
         records = []
         for path in Path(out).rglob("result.json"):
@@ -68,15 +81,19 @@ def main() -> None:
         n = len(records)
         results[jobs] = (wall, records)
         job_wall = sum(r["wall_s"] for r in records) / max(n, 1)
-        print(f"--jobs {jobs}: {n} jobs in {wall:.1f} s = {3600 * n / wall:.0f} jobs/hour "
-              f"(mean job wall_s {job_wall:.2f} s)")
+        print(
+            f"--jobs {jobs}: {n} jobs in {wall:.1f} s = {3600 * n / wall:.0f} jobs/hour "
+            f"(mean job wall_s {job_wall:.2f} s)"
+        )
     wall1, rec1 = results[1]
     wall2, rec2 = results[2]
     n = len(rec1)
     first = min(r["_mtime"] for r in rec1)
     overhead = (wall1 - first) / max(n - 1, 1) - sum(r["wall_s"] for r in rec1) / n
-    print(f"per-job overhead after the first job (one worker): {overhead:.3f} s "
-          f"(first job done {first:.1f} s after the start)")
+    print(
+        f"per-job overhead after the first job (one worker): {overhead:.3f} s "
+        f"(first job done {first:.1f} s after the start)"
+    )
     print(f"load average after: {os.getloadavg()}")
     speedup = (len(rec2) / wall2) / (len(rec1) / wall1)
     goal = min(2, cores) * 0.85

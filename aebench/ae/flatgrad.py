@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch.optim import Optimizer
@@ -95,7 +96,7 @@ def group_stats(
     parts = [g.dot(g)]
     if prevs is not None:
         h = _flat(prevs)
-        parts += [g.dot(h) * scale, h.dot(h) * (scale * scale)]
+        parts += [g.dot(h), h.dot(h)]
     else:
         parts += [torch.zeros((), dtype=g.dtype, device=g.device)] * 2
     if family == "adam":
@@ -104,20 +105,27 @@ def group_stats(
         parts += [w.dot(w), w.dot(g)]
     elif family == "sgd":
         parts += [parts[0], parts[0]]
-    elif family == "adafactor":
+    if family in ("adam", "sgd"):
+        return _scaled(torch.stack(parts).double(), scale)
+    if family == "adafactor":
         # P g = g / RMS(g) per tensor: ||P g||^2 = numel, <g, P g> = sum ||g_i|| sqrt(numel_i)
         norms = torch.stack(torch._foreach_norm(list(grads))).double()
         roots = torch.tensor(
             [math.sqrt(x.numel()) for x in grads], dtype=torch.float64, device=norms.device
         )
-        stats = torch.stack(parts).double()
         pre = torch.stack([norms.new_tensor(float(g.numel())), (norms * roots).sum()])
-        return torch.cat([stats, pre])
     else:
         pre = binding.precond(optimizer, group, list(params), list(grads))
-        stats = torch.stack(parts).double()
-        return torch.cat([stats, pre.to(device=stats.device, dtype=torch.float64)])
-    return torch.stack(parts).double()
+    stats = torch.stack(parts).double()
+    return _scaled(torch.cat([stats, pre.to(device=stats.device, dtype=torch.float64)]), scale)
+
+
+def _scaled(stats: torch.Tensor, scale: float) -> torch.Tensor:
+    """h's entries brought to gradient units in float64 (``scale g.h``, ``scale^2 ||h||^2``)."""
+    if scale == 1.0:
+        return stats
+    mult = torch.tensor([1.0, scale, scale * scale, 1.0, 1.0], dtype=torch.float64)
+    return stats * mult.to(stats.device)
 
 
 def to_host(*values: torch.Tensor | float | None) -> list[float]:
@@ -134,3 +142,36 @@ def to_host(*values: torch.Tensor | float | None) -> list[float]:
         elif v is not None:
             out.append(float(v))
     return out
+
+
+def read_update(
+    pending: Sequence[tuple[Any, Any]],
+    loss: Any,
+    reward: Any,
+    measured: Sequence[torch.Tensor | Sequence[float] | None],
+) -> tuple[list[tuple[float, float | None]], list[tuple[float, ...] | None]]:
+    """Everything one AE update needs from the device, in one transfer.
+
+    ``pending``: the ``(loss, reward)`` pairs of the steps since the last update (the loss
+    filters take them in order at this update, so the steps between updates read nothing);
+    ``loss``, ``reward``: this step's (tensors or numbers; reward may be None); ``measured``: per
+    param group the :func:`group_stats` tensor (or a tuple of floats, or None without
+    gradients). Returns the pairs as floats (pending first, this step's last) and the per-group
+    statistics as tuples (None kept).
+    """
+    pairs = [*pending, (loss, reward)]
+    values: list[Any] = []
+    for lo, re in pairs:
+        values += [lo, re]
+    values += [m if isinstance(m, torch.Tensor) else None for m in measured]
+    host = iter(to_host(*values))
+    out_pairs = [(next(host), None if re is None else next(host)) for _, re in pairs]
+    stats: list[tuple[float, ...] | None] = []
+    for m in measured:
+        if m is None:
+            stats.append(None)
+        elif isinstance(m, torch.Tensor):
+            stats.append(tuple(next(host) for _ in range(m.numel())))
+        else:
+            stats.append(tuple(float(x) for x in m))
+    return out_pairs, stats
