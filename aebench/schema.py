@@ -123,9 +123,15 @@ class GatedDepthTaskConfig(TaskConfig):
     nuisance: float = 0.05
     n_train: int = 4096
     n_val: int = 2048
+    n_test: int = 2048
+    #: the split evaluate() scores: test (reported) | val (calibrating targets and LRs)
+    eval_split: str = "test"
     width: int = 32
+    #: hidden units per block; a gate keeps the first gate * units of them
+    units: int = 32
     blocks: int = 6
-    gate_init: float = 0.5
+    #: one prior for every gate, or a list of one per block
+    gate_init: Any = 0.5
     dropout: float = 0.1
     burst_every: int = 0
     burst_len: int = 0
@@ -137,19 +143,26 @@ class BasisEquationTaskConfig(TaskConfig):
     basis: list[str] = field(default_factory=lambda: [
         "one", "x", "x2", "x3", "x4", "sin", "cos", "sin2", "gauss", "abs", "tanh"])
     x_max: float = 3.0
-    noise: float = 0.1
-    n_train: int = 1024
+    noise: float = 0.5
+    n_train: int = 128
     n_val: int = 1024
+    n_test: int = 1024
+    #: the split evaluate() scores: test (reported) | val (calibrating targets and LRs)
+    eval_split: str = "test"
     l1: float = 1e-2
     select_threshold: float = 0.05
 
 
 @dataclass
 class RewardPhaseConfig:
-    """One drift phase of an RL task: the agent sees ``scale * r + shift``."""
+    """One drift phase of an RL task: the agent sees ``scale * r + shift``; ``length``,
+    ``force_mag``, ``gravity`` (null: unchanged) set CartPole's physics (a dynamics drift)."""
 
     scale: float = 1.0
     shift: float = 0.0
+    length: float | None = None
+    force_mag: float | None = None
+    gravity: float | None = None
 
 
 @dataclass
@@ -179,6 +192,10 @@ class CartPoleDriftTaskConfig(TaskConfig):
     ent_coef: float = 0.0
     eval_episodes: int = 10
     eval_policy: str = "greedy"
+    #: the loss value AE and the recorder read: shortfall | critic | surrogate
+    ae_loss: str = "shortfall"
+    #: divide the gradient by the phase's reward gain (the oracle schedule lr / (scale + shift))
+    oracle: bool = False
     drift: RewardDriftConfig = field(default_factory=RewardDriftConfig)
 
 

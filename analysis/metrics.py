@@ -45,8 +45,9 @@ choices where the theory or the protocol leaves room):
     (definition and reasons: :mod:`analysis.recovery`). The reference belongs to the phase, so
     the reading does not depend on the phase order. ``recovery`` is the mean over switches of
     these restricted times (as for ``time_to_target``), ``recovery_censored`` the number of
-    switches never settled, ``switches`` the number of switches, ``recovery_level`` the mean
-    of the phases' asymptotes in the series' units (where they settled: a collapse settles fast).
+    switches never settled, ``switches`` the number of switches, ``recovery_level`` where the
+    phases settled, higher = better: the mean of ``log A`` over the asymptotes of a return,
+    ``-log A`` of a loss (a collapse settles fast but low: guard ``recovery`` with it).
 
 ``plateau_exit`` (tasks that log ``plateau_exit_step``, e.g. ``plateau``)
     The step at which the run left the plateau as the task defines it (first logged value),
@@ -136,6 +137,7 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("lr_cliffs", "lower", False, "one-step lr changes by more than 2x"),
         MetricSpec("oscillation", "lower", False, "RMS of log loss around its moving average"),
         MetricSpec("recovery", "lower", True, "mean steps to recover after a drift switch"),
+        MetricSpec("recovery_level", "higher", False, "settled level after switches (log)"),
         MetricSpec("plateau_exit", "lower", True, "step leaving the plateau (restricted)"),
         MetricSpec("gamma_logvar", "lower", False, "variance of log gamma (AE runs)"),
         MetricSpec(
@@ -233,10 +235,9 @@ def recovery(
     steps: np.ndarray, loss: np.ndarray, phase: np.ndarray, higher_is_better: bool = False
 ) -> Recovery:
     """Settling time after each change of ``phase`` onto the phase's own asymptote
-    (:mod:`analysis.recovery`). ``higher_is_better`` is accepted for the curve's orientation;
-    the settling band is symmetric, so the times do not depend on it."""
-    del higher_is_better
-    return _recovery(steps, loss, phase)
+    (:mod:`analysis.recovery`). ``higher_is_better`` orients the level score only; the
+    settling band is symmetric, so the times do not depend on it."""
+    return _recovery(steps, loss, phase, higher_is_better=higher_is_better)
 
 
 def gamma_stats(steps: np.ndarray, gamma: np.ndarray) -> tuple[float, float]:
@@ -334,7 +335,7 @@ def curve_metrics(
             recovery=rec.mean_restricted,
             recovery_censored=float(rec.censored),
             switches=float(rec.switches),
-            recovery_level=rec.mean_level,
+            recovery_level=rec.level_score,
         )
     gamma = curves.get("gamma")
     if gamma is not None:

@@ -38,7 +38,8 @@ are read back within 10% on step, linear and exponential shapes with 3% noise).
 
 The settling time alone does not say *where* the phase settled (a run whose return collapsed
 from 500 to 37 and stayed there settles fast), so each switch also reports its asymptote ``A``
-in the curve's units (``levels``): compare arms on both. The band is symmetric, so the reading does
+in the curve's units (``levels``; :attr:`Recovery.level_score` is their scale-free summary,
+higher = better): compare arms on both. The band is symmetric, so the reading does
 not depend on whether the curve is a loss or a return.
 
 Pure numpy (no torch), so the analysis installs without the training stack.
@@ -76,10 +77,23 @@ class Recovery:
     times: tuple[float, ...]  # per switch; inf where never settled (censored)
     levels: tuple[float, ...] = ()  # per switch: the phase's asymptote A (NaN if censored short)
 
+    higher_is_better: bool = False
+
     @property
     def mean_level(self) -> float:
         finite = [v for v in self.levels if math.isfinite(v)]
         return float(np.mean(finite)) if finite else math.nan
+
+    @property
+    def level_score(self) -> float:
+        """Where the phases settled, higher = better and scale-free: the mean over switches of
+        ``log A`` (a return) or ``-log A`` (a loss); NaN unless every finite level is > 0. A
+        difference of 0.1 between arms is a ~10% better settled level."""
+        finite = [v for v in self.levels if math.isfinite(v)]
+        if not finite or min(finite) <= 0:
+            return math.nan
+        sign = 1.0 if self.higher_is_better else -1.0
+        return float(sign * np.mean(np.log(finite)))
 
 
 def running_median(x: np.ndarray, h: int) -> np.ndarray:
@@ -149,10 +163,12 @@ def recovery(
     series: np.ndarray,
     phase: np.ndarray,
     references: Sequence[float] | None = None,
+    higher_is_better: bool = False,
     **kwargs: float,
 ) -> Recovery:
     """Settling after each change of ``phase`` (module doc). ``references``: optional level per
     switch (the same phase's level in a stationary control run) replacing the own asymptote.
+    ``higher_is_better`` orients :attr:`Recovery.level_score` only (the band is symmetric).
     ``kwargs`` override the constants of :func:`settling`; ``min_fraction`` the short-phase rule."""
     min_fraction = float(kwargs.pop("min_fraction", MIN_FRACTION))
     steps, series, phase = (np.asarray(a, float) for a in (steps, series, phase))
@@ -160,7 +176,7 @@ def recovery(
     s, x, ph = steps[keep], series[keep], phase[keep]
     starts = np.flatnonzero(np.diff(ph) != 0) + 1
     if starts.size == 0:
-        return Recovery(0, 0, math.nan, ())
+        return Recovery(0, 0, math.nan, (), higher_is_better=higher_is_better)
     bounds = np.concatenate([starts, [x.size]])
     # a phase's length in steps: to the next switch; the last one to the last logged step + the
     # logging cadence (its rows cover [start, last + cadence))
@@ -186,4 +202,5 @@ def recovery(
         mean_restricted=float(np.mean(restricted)),
         times=tuple(times),
         levels=tuple(levels),
+        higher_is_better=higher_is_better,
     )

@@ -42,6 +42,9 @@ contrast weaken the signal).
 
 Metric: top-1 accuracy (fraction, higher is better). ``train_log`` adds ``train_acc``: the
 training accuracy over the last ``rolling`` steps (the protocol's rolling accuracy).
+
+Determinism: a run is bitwise reproducible on the same machine and build (torch version, thread
+count, the same data files); across machines float reductions can differ.
 """
 
 from __future__ import annotations

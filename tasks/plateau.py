@@ -38,6 +38,9 @@ records, at the curve cadence:
 The time-to-target of the run record is the same idea on the validation metric (its target in
 ``conf/task/plateau.yaml`` sits at about half the plateau level), resolved at the evaluation
 cadence instead of every step.
+
+Determinism: a run is bitwise reproducible on the same machine and build (torch version, thread
+count); across machines float reductions can differ.
 """
 
 from __future__ import annotations

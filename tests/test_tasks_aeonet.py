@@ -18,7 +18,7 @@ from aebench.task import ConfigError
 from analysis.curves import Curves
 from analysis.metrics import curve_metrics, metric_spec
 from tasks.basis_equation import BasisEquationTask
-from tasks.gated_depth import GatedDepthTask
+from tasks.gated_depth import GatedDepthTask, unit_mask
 from tests.helpers import read_curves, run_in_process
 
 COLUMNS = {
@@ -26,7 +26,7 @@ COLUMNS = {
     "basis_equation": {"l1", "mse", "selected", "sparsity", "selection_errors", "w_sin", "w_x2"},
 }
 FIXED = {
-    "gated_depth": {"gate_0": 0.5, "gate_mean": 0.5, "dropout": 0.1},
+    "gated_depth": {"gate_0": 0.8, "gate_5": 0.2, "dropout": 0.1},
     "basis_equation": {"l1": 0.01},
 }
 
@@ -135,3 +135,95 @@ def test_selection_errors_metric_is_the_last_logged_value():
     assert metrics["selection_errors"] == 3.0 and metrics["l1:end"] == 0.03
     assert metric_spec("selection_errors").higher_is_better(None) is False
     assert metric_spec("gate_mean:max") is not None
+
+
+def test_a_gate_sets_the_hidden_units_a_block_has():
+    """The gate keeps the first gate * units hidden units; the others carry nothing and get no
+    gradient, so the weights cannot undo a closed gate (capacity, not a reparametrisation)."""
+    assert unit_mask(0.25, 8, torch.device("cpu"), torch.float32).tolist() == [1, 1, 0, 0, 0, 0,
+                                                                                 0, 0]  # fmt: skip
+    assert unit_mask(0.3, 10, torch.device("cpu"), torch.float32)[2:4].tolist() == pytest.approx(
+        [1.0, 0.0]
+    )
+    task = GatedDepthTask(0, n_train=256, n_val=128, n_test=128, units=16, dropout=0.0,
+                          gate_init=[0.25, 0.5, 0.75, 0.25, 0.5, 0.75])  # fmt: skip
+    torch.manual_seed(0)
+    model = task.build_model()
+    assert model.gates == [0.25, 0.5, 0.75, 0.25, 0.5, 0.75]  # per-block priors
+    x = task.x_train[:32]
+    model.eval()
+    base = model(x)
+    block = model.blocks[0]  # gate 0.25 of 16 units: units 4.. are not there
+    with torch.no_grad():
+        block.outer.weight[:, 4:] += 5.0
+        block.inner.weight[4:] += 5.0
+    assert torch.allclose(base, model(x))
+    loss = torch.nn.functional.cross_entropy(model(x), task.y_train[:32])
+    loss.backward()
+    assert block.inner.weight.grad[4:].abs().max() == 0
+    assert block.inner.weight.grad[:4].abs().max() > 0
+    model.gates[0] = 1.0
+    assert not torch.allclose(base, model(x))
+    task.loss(model, next(task.train_batches()))
+    assert task.train_log()["capacity"] == pytest.approx(
+        16 * (1.0 + 0.5 + 0.75 + 0.25 + 0.5 + 0.75)
+    )
+    with pytest.raises(ConfigError, match="a list of task.blocks=6 numbers"):
+        GatedDepthTask(0, gate_init=[0.5, 0.5])
+
+
+@pytest.mark.parametrize("make", [GatedDepthTask, BasisEquationTask])
+def test_the_metric_is_on_a_test_split_separate_from_validation(make):
+    val = make(0, eval_split="val")
+    test = make(0)
+    assert test.eval_split == "test"
+    torch.manual_seed(0)
+    model = val.build_model()
+    if make is BasisEquationTask:
+        with torch.no_grad():
+            model.weight.normal_()
+        assert not torch.equal(test.f_test, test.f_val)
+    else:
+        model.eval()
+        assert not torch.equal(test.x_test[:10], test.x_val[:10])
+    with torch.no_grad():
+        assert val.evaluate(model) != test.evaluate(model)
+    with pytest.raises(ConfigError, match="task.eval_split=train"):
+        make(0, eval_split="train")
+
+
+def lasso(features: np.ndarray, y: np.ndarray, lam: float, sweeps: int = 100_000) -> np.ndarray:
+    """Exact minimiser of mean((y - F w)^2) + lam ||w||_1 by cyclic coordinate descent on the
+    Gram matrix (each coordinate step is the closed-form soft threshold), to a step below 1e-13."""
+    gram = (features.T @ features / len(y)).tolist()
+    corr = (features.T @ y / len(y)).tolist()
+    p = len(corr)
+    w = [0.0] * p
+    for _ in range(sweeps):
+        delta = 0.0
+        for j in range(p):
+            row = gram[j]
+            rho = corr[j] - sum(row[k] * w[k] for k in range(p)) + row[j] * w[j]
+            new = math.copysign(max(abs(rho) - lam / 2, 0.0), rho) / row[j]
+            delta, w[j] = max(delta, abs(new - w[j])), new
+        if delta < 1e-13:
+            break
+    return np.array(w)
+
+
+def test_the_l1_strength_changes_which_bases_an_exact_lasso_selects():
+    """On the task's default data the selected set depends on lambda: small lambda keeps
+    correlated impostors, large lambda converges on {sin, x2} (the old data, noise 0.1 and
+    1024 points, selected {sin, x2} for every lambda from 1e-3 to 1)."""
+    task = BasisEquationTask(0)
+    f, y = task.f_train.double().numpy(), task.y_train.double().numpy()
+    errors = {}
+    for lam in (1e-3, 1e-2, 0.3):
+        w = lasso(f, y, lam)
+        grad = -2 * f.T @ (y - f @ w) / len(y)  # KKT: |grad_j| <= lam, = lam where w_j != 0
+        assert np.all(np.abs(grad) <= lam * (1 + 1e-6))
+        selected = {
+            b for b, v in zip(task.names, w, strict=True) if abs(v) >= task.select_threshold
+        }
+        errors[lam] = len(selected ^ task.true_set)
+    assert errors[1e-3] > errors[1e-2] > errors[0.3]

@@ -31,6 +31,9 @@ TASK_COLUMNS = {
         "reward_scale",
         "reward_shift",
         "episodes",
+        "shortfall",
+        "critic_loss",
+        "surrogate",
     },
 }
 
@@ -309,9 +312,85 @@ def test_cartpole_training_seeds_derive_from_the_run_seed() -> None:
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def _grads(task: CartPoleDriftTask, model: torch.nn.Module, steps: int) -> list:
+    batches = task.train_batches()
+    out = []
+    for _ in range(steps):
+        model.zero_grad()
+        loss = task.loss(model, next(batches))
+        loss.backward()
+        out.append(
+            (float(loss.detach()), [p.grad.clone() for p in model.parameters()], task.train_log())
+        )
+    return out
+
+
+def test_cartpole_ae_loss_has_a_fixed_sign_and_the_objective_gradient() -> None:
+    """The loss value AE reads is the return's shortfall (or the critic's loss); its gradient is
+    the REINFORCE objective's, the same as with the surrogate as value."""
+    runs = {}
+    for ae_loss in ("surrogate", "shortfall", "critic"):
+        task = CartPoleDriftTask(seed=0, batch_size=4, run_scale="smoke", drift=DRIFT,
+                                 ae_loss=ae_loss)  # fmt: skip
+        torch.manual_seed(0)
+        runs[ae_loss] = _grads(task, task.build_model(), 4)
+    for k in range(4):
+        value, grads, log = runs["shortfall"][k]
+        # float32: the value is the reading up to the rounding of objective - objective
+        assert value == pytest.approx(1 - log["return_unscaled"] / 500, rel=1e-5)
+        assert 0 <= value < 1
+        critic = runs["critic"][k][0]
+        assert critic == pytest.approx(log["critic_loss"], rel=1e-5, abs=1e-6) and critic > 0
+        assert runs["surrogate"][k][0] == pytest.approx(log["surrogate"], rel=1e-5)
+        for name in ("surrogate", "critic"):
+            for a, b in zip(grads, runs[name][k][1], strict=True):
+                assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_cartpole_oracle_divides_the_gradient_by_the_phase_gain() -> None:
+    runs = []
+    for oracle in (False, True):
+        task = CartPoleDriftTask(seed=0, batch_size=4, run_scale="smoke", drift=DRIFT,
+                                 oracle=oracle)  # fmt: skip
+        torch.manual_seed(0)
+        runs.append(_grads(task, task.build_model(), 3))  # steps 1-2 phase 0, step 3 phase 1 (x10)
+    for k, gain in ((0, 1.0), (2, 10.0)):
+        # the logged value is not divided
+        assert runs[1][k][0] == pytest.approx(runs[0][k][0], rel=1e-5)
+        for a, b in zip(runs[0][k][1], runs[1][k][1], strict=True):
+            assert torch.allclose(a / gain, b, atol=1e-6)
+
+
+def test_cartpole_dynamics_drift_changes_the_physics_and_the_evaluation() -> None:
+    drift = {"every_episodes": {"smoke": 8, "cpu": 16, "paper": 32},
+             "phases": [{}, {"length": 2.0, "force_mag": 3.0}]}  # fmt: skip
+    task = CartPoleDriftTask(seed=0, batch_size=8, run_scale="smoke", drift=drift)
+    torch.manual_seed(0)
+    model = task.build_model()
+    assert task.drift_phase(1) == 0 and task.drift_phase(2) == 1
+    before = task.evaluate(model)
+    batches = task.train_batches()
+    task.loss(model, next(batches))
+    log = task.train_log()
+    assert (log["pole_length"], log["force_mag"], log["gravity"]) == (0.5, 10.0, 9.8)
+    assert log["reward_scale"] == 1.0
+    assert task.evaluate(model) == before  # still phase 0's physics
+    task.loss(model, next(batches))
+    log = task.train_log()
+    assert (log["pole_length"], log["force_mag"]) == (2.0, 3.0)
+    env = task.envs[0].unwrapped
+    assert env.length == 2.0 and env.polemass_length == pytest.approx(env.masspole * 2.0)
+    task.evaluate(model)
+    assert env.length == 2.0  # the evaluation runs in the active phase's physics
+    with pytest.raises(ConfigError, match="need a CartPole environment"):
+        CartPoleDriftTask(seed=0, batch_size=8, env_id="Acrobot-v1", drift=drift)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "key"),
     [
+        ({"ae_loss": "return"}, "task.ae_loss=return"),
+        ({"drift": {**DRIFT, "phases": [{"length": -1.0}]}}, r"phases\[0\].length=-1.0"),
         ({"drift": {**DRIFT, "every_episodes": {"cpu": 10}}}, "every_episodes.cpu=10"),
         ({"drift": {**DRIFT, "phases": [{"scale": 0.0}]}}, r"phases\[0\]"),
         ({"drift": {**DRIFT, "phases": []}}, "phases"),

@@ -135,3 +135,17 @@ def test_helpers() -> None:
     trend_and_noise = np.linspace(0, 50, 5000) + rng.normal(0, 2.0, 5000)
     assert noise_std(trend_and_noise) == pytest.approx(2.0, rel=0.05)
     assert settling(np.arange(5.0), np.ones(5)) == (0.0, 1.0)
+
+
+def test_the_level_score_is_scale_free_and_oriented() -> None:
+    steps = np.arange(0, 300, dtype=float)
+    phase = steps // 100
+    ret = np.full(300, 400.0)
+    ret[100:] = 40.0
+    up = recovery(steps, ret, phase, higher_is_better=True)
+    assert up.level_score == pytest.approx((math.log(40) + math.log(40)) / 2)
+    assert recovery(steps, ret * 10, phase, higher_is_better=True).level_score == pytest.approx(
+        up.level_score + math.log(10)
+    )
+    assert recovery(steps, ret, phase).level_score == pytest.approx(-up.level_score)
+    assert math.isnan(recovery(steps, ret - 100, phase).level_score)  # a non-positive level
