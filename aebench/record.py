@@ -88,6 +88,17 @@ def git_state() -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
+def tuning_fields(config: dict[str, Any]) -> dict[str, Any]:
+    """``RunRecord.tuning`` from a resolved config (self_tuning when it names no ruleset)."""
+    r = (config or {}).get("ruleset") or {}
+    return {
+        "ruleset": r.get("name", "self_tuning"),
+        "trial": r.get("trial"),
+        "budget_trials": int(r.get("budget_trials") or 0),
+        "budget_steps": int(r.get("budget_steps") or 0),
+    }
+
+
 @dataclass
 class Metric:
     name: str
@@ -152,10 +163,20 @@ class RunRecord:
     #: ``min_loss_lr``, ``steepest_lr`` and the test's settings. Added without a schema bump:
     #: readers of schema 1 ignore it
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the tuning this run's arm received (conf/ruleset, aebench/tuning.py): ``ruleset``
+    #: (self_tuning | external), ``trial`` (the qmc trial index this run used; null untuned),
+    #: ``budget_trials`` and ``budget_steps`` (tuning runs and their optimizer steps consumed
+    #: per problem before this evaluation run). Filled from ``config.ruleset``; added without a
+    #: schema bump: readers of schema 1 ignore it
+    tuning: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     versions: dict[str, str | None] = field(default_factory=package_versions)
     git: dict[str, Any] = field(default_factory=git_state)
     schema: int = SCHEMA
+
+    def __post_init__(self) -> None:
+        if not self.tuning:
+            self.tuning = tuning_fields(self.config)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, allow_nan=False, default=str) + "\n"

@@ -266,6 +266,55 @@ class CifarCorruptionsTaskConfig(TaskConfig):
 
 
 @dataclass
+class FmnistDataConfig:
+    """``fmnist``'s data: the folder of the four IDX files (tasks/fmnist.py)."""
+
+    #: synthetic (same schema) | real (the IDX files at ``path``)
+    source: str = "synthetic"
+    path: str | None = "/usr/share/datasets/fashion-mnist"
+    #: the corpus's name, recorded in the run's config
+    name: str = "Fashion-MNIST"
+
+
+@dataclass
+class FmnistScaleConfig:
+    """One scale's preset of ``fmnist`` (the task keys interpolate from it)."""
+
+    source: str = MISSING
+    model: str = MISSING
+    batch_size: int = MISSING
+    drift_every: int = MISSING
+    n_train: int | None = MISSING
+    n_test: int | None = MISSING
+    target: float = MISSING
+
+
+@dataclass
+class FmnistScalesConfig:
+    smoke: FmnistScaleConfig = field(default_factory=FmnistScaleConfig)
+    cpu: FmnistScaleConfig = field(default_factory=FmnistScaleConfig)
+    paper: FmnistScaleConfig = field(default_factory=FmnistScaleConfig)
+
+
+@dataclass
+class FmnistTaskConfig(TaskConfig):
+    #: stable | rotating | class_shift
+    mode: str = "stable"
+    corruptions: list[str] = MISSING
+    severity: int = 3
+    drift_every: int = MISSING
+    shift_classes: int = 3
+    shift_skew: float = 0.8
+    #: 2c2d | mlp
+    model: str = MISSING
+    n_train: int | None = None
+    n_test: int | None = None
+    rolling: int = 50
+    data: FmnistDataConfig = field(default_factory=FmnistDataConfig)
+    scales: FmnistScalesConfig = field(default_factory=FmnistScalesConfig)
+
+
+@dataclass
 class WikiTextDataConfig(DataConfig):
     text_column: str = "text"
 
@@ -580,6 +629,8 @@ class Config:
     ae: AEConfig = MISSING
     #: ``SwarmConfig`` (``off``) or a population subclass of it (aebench.swarm.config)
     swarm: Any = MISSING
+    #: the tuning ruleset (conf/ruleset: self_tuning or external; aebench/tuning.py)
+    ruleset: Any = None
     #: the run seed; every random stream derives from it (aebench.seeding)
     seed: int = 0
     #: step budget; null takes ``task.budget.<scale.name>``
@@ -600,6 +651,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
         "cartpole_drift": CartPoleDriftTaskConfig,
         "cifar_corruptions": CifarCorruptionsTaskConfig,
         "wikitext": WikiTextTaskConfig,
+        "fmnist": FmnistTaskConfig,
         "gated_depth": GatedDepthTaskConfig,
         "basis_equation": BasisEquationTaskConfig,
     },

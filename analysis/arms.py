@@ -57,6 +57,18 @@ RUN_FIELDS = (
 )
 
 
+#: caption note of every table that compares arms (issue 18): rulesets are never mixed
+RULESET_NOTE = (
+    "Arms are compared only within one tuning ruleset (self_tuning: documented defaults; "
+    "external: best of ruleset.trials trials per problem)."
+)
+
+
+def ruleset_of(config: dict[str, Any] | None) -> str:
+    """The ruleset name of an arm's resolved config (self_tuning when it names none)."""
+    return str(((config or {}).get("ruleset") or {}).get("name", "self_tuning"))
+
+
 def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -113,6 +125,9 @@ def _arm_row(
         parts.append(str(first["ablation"]))
     if first["swarm"] not in (None, "off"):
         parts.append(f"swarm={first['swarm']}")
+    ruleset = ruleset_of(runset.arm_configs.get(arm))
+    if ruleset != "self_tuning":
+        parts.append(f"ruleset={ruleset}")
     method = " ".join(parts + other)
     label = " ".join([method, *task_over])
     problem = str(first["task"])
@@ -122,6 +137,8 @@ def _arm_row(
     ds = str(first["data_source"])
     if config is not None:
         no_ae = {k: v for k, v in config.items() if k != "ae"}
+        # the ruleset pairs by name: tuned arms of one ruleset differ in their chosen trial
+        no_ae["ruleset"] = ruleset
         ae_node = dict(config.get("ae") or {})
         ae_node.pop("laws", None)
         ctx_off = ds + ":" + _hash(no_ae)
@@ -135,6 +152,7 @@ def _arm_row(
         "problem": problem,
         "ctx_off": ctx_off,
         "ctx_laws": ctx_laws,
+        "ruleset": ruleset,
     }
 
 

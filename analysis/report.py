@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.arms import RULESET_NOTE
 from analysis.collect import RunSet
 from analysis.render import interval, latex, markdown, num, pvalue
 
@@ -537,7 +538,7 @@ def latex_tables(res: Results) -> str:
                 head,
                 rows,
                 f"{ds} / {task}: {_task_note(res, ds, task)}. Mean "
-                f"[{res.confidence:.0%} CI] over seeds.",
+                f"[{res.confidence:.0%} CI] over seeds. {RULESET_NOTE}",
                 f"tab:arms{i}",
             )
         )
@@ -560,7 +561,7 @@ def latex_tables(res: Results) -> str:
             latex(
                 ["task", "metric", "a", "b", "n", "diff [CI]", "p", "p (Holm)"],
                 rows,
-                "Default comparisons (diff > 0: b better).",
+                f"Default comparisons (diff > 0: b better). {RULESET_NOTE}",
                 "tab:comparisons",
                 "llllrrrr",
             )
