@@ -1,0 +1,99 @@
+"""Rulesets (issue 18): the external-tuning stage's draws, seeds, best trial and records."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from aebench.record import tuning_fields
+from aebench.tuning import (
+    TuningError,
+    best_trial,
+    draw_trials,
+    run_stage,
+    search_space,
+    tuning_seeds,
+)
+from tests.helpers import compose_config
+
+
+def _external():
+    cfg, _ = compose_config(["ruleset=external"])
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg.ruleset)
+
+
+def test_default_ruleset_is_self_tuning_and_records_say_so():
+    cfg, _ = compose_config([])
+    assert cfg.ruleset.name == "self_tuning" and cfg.ruleset.trials == 0
+    assert tuning_fields({"ruleset": dict(cfg.ruleset)}) == {
+        "ruleset": "self_tuning",
+        "trial": None,
+        "budget_trials": 0,
+        "budget_steps": 0,
+    }
+
+
+def test_external_draws_are_deterministic_in_range_and_per_arm():
+    r = _external()
+    assert r["trials"] == 8
+    base = search_space(r, ae_enabled=False)
+    ae = search_space(r, ae_enabled=True)
+    assert set(base) == {"optimizer.lr"} and {"ae.eta_a", "optimizer.lr"} <= set(ae)
+    a, b = draw_trials(ae, 8, 0), draw_trials(ae, 8, 0)
+    assert a == b and a != draw_trials(ae, 8, 1)
+    for p in a:
+        for k, v in p.items():
+            assert ae[k]["low"] <= v <= ae[k]["high"]
+    lrs = sorted(math.log10(p["optimizer.lr"]) for p in a)
+    assert lrs[-1] - lrs[0] > 2  # quasi-random: spread over the 4 decades, not clumped
+
+
+def test_tuning_seeds_disjoint_from_evaluation_seeds():
+    r = _external()
+    seeds = tuning_seeds(r, list(range(10)))
+    assert not set(seeds) & set(range(10))
+    with pytest.raises(TuningError, match="tuning_seed_base=3"):
+        tuning_seeds({**r, "tuning_seed_base": 3}, list(range(10)))
+
+
+def test_best_trial_by_metric_mode_and_divergence_is_worst():
+    def rec(v, status="completed"):
+        return {"status": status, "metric": {"final": v}}
+
+    runs = {0: [rec(0.5)], 1: [rec(0.1)], 2: [rec(0.01, "diverged")], 3: [rec(0.9)]}
+    assert best_trial(runs, "min") == 1
+    assert best_trial(runs, "max") == 3
+    with pytest.raises(TuningError, match="mode='median'"):
+        best_trial(runs, "median")
+
+
+def test_run_stage_chooses_records_budget_and_resumes(tmp_path):
+    r = {**_external(), "trials": 4, "tuning_seeds": 2}
+    calls = []
+
+    def runner(overrides, folder):  # a fake job: the metric is |log10(lr) + 2|
+        calls.append(overrides)
+        lr = float(next(o for o in overrides if o.startswith("optimizer.lr=")).split("=")[1])
+        rec = {
+            "status": "completed",
+            "steps": 10,
+            "metric": {"final": abs(math.log10(lr) + 2), "mode": "min"},
+        }
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(rec))
+        return rec
+
+    extra = run_stage("arm1", ["task=regression"], r, False, [0, 1, 2], tmp_path, runner)
+    assert len(calls) == 8 and all("task=regression" in c for c in calls)
+    assert all(any(o.startswith("seed=1000") for o in c) for c in calls)
+    points = draw_trials(search_space(r, False), 4, 0)
+    best = min(range(4), key=lambda i: abs(math.log10(points[i]["optimizer.lr"]) + 2))
+    assert f"ruleset.trial={best}" in extra
+    assert "ruleset.budget_trials=8" in extra and "ruleset.budget_steps=80" in extra
+    again = run_stage("arm1", ["task=regression"], r, False, [0, 1, 2], tmp_path, runner)
+    assert again == extra and len(calls) == 8  # resumed: nothing reran
+    assert run_stage("arm2", [], {"name": "self_tuning"}, False, [0], tmp_path, runner) == []
