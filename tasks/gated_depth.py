@@ -155,7 +155,7 @@ class GatedDepthTask(Task):
         loss_scale: float = 1.0,
         in_dim: int = 8,
         classes: int = 4,
-        turns: float = 1.5,
+        turns: float = 2.0,
         noise: float = 0.03,
         nuisance: float = 0.05,
         n_train: int = 4096,
