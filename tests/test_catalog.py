@@ -1,19 +1,25 @@
-"""The experiment catalogue (aebench/catalog.py): descriptions from the configs' headers, costs
-from the records of each experiment, and the page that lists them."""
+"""The experiment catalogue (orchestration/catalog.py): descriptions from the configs'
+headers, costs from the records of each experiment, and the page that lists them."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from aebench.catalog import Entry, cost, description, measured_walls, render
 from aebench.paths import config_dir
+from orchestration.catalog import Entry, cost, description, measured_walls, render
 
 
 def _record(folder: Path, experiment: str, scale: str, wall: float, status: str) -> None:
     folder.mkdir(parents=True)
-    rec = {"status": status, "scale": scale, "wall_s": wall, "arm": "a", "seed": 0,
-           "overrides": ["seed=0", f"experiment={experiment}", f"scale={scale}"]}
+    rec = {
+        "status": status,
+        "scale": scale,
+        "wall_s": wall,
+        "arm": "a",
+        "seed": 0,
+        "overrides": ["seed=0", f"experiment={experiment}", f"scale={scale}"],
+    }
     (folder / "result.json").write_text(json.dumps(rec))
     (folder / "curves.csv").write_text("step\n")
 
@@ -35,8 +41,13 @@ def test_measured_walls_keep_final_records_of_each_experiment(tmp_path: Path):
 
 
 def test_cost_is_jobs_times_the_median_wall_or_says_not_measured():
-    e = Entry("e07_x", ["A test."], {"smoke": 2, "cpu": 20, "paper": 20},
-              {"smoke": 40, "cpu": 3000, "paper": 50000}, ["resonance"])
+    e = Entry(
+        "e07_x",
+        ["A test."],
+        {"smoke": 2, "cpu": 20, "paper": 20},
+        {"smoke": 40, "cpu": 3000, "paper": 50000},
+        ["resonance"],
+    )
     e.walls["cpu"] = [5.0, 6.0, 7.0]
     assert cost(e, "cpu") == "20 jobs x 6.0 s = 2 min (median of 3 runs)"
     assert cost(e, "paper") == "20 jobs x 50000 steps; not measured"
@@ -46,7 +57,7 @@ def test_cost_is_jobs_times_the_median_wall_or_says_not_measured():
 
 
 def test_an_experiment_without_records_is_estimated_from_its_tasks_runs(tmp_path: Path):
-    from aebench.catalog import _estimate
+    from orchestration.catalog import _estimate
 
     _record(tmp_path / "0", "e01_y", "cpu", 4.0, "completed")
     walls = measured_walls([tmp_path], by="task")
@@ -54,8 +65,13 @@ def test_an_experiment_without_records_is_estimated_from_its_tasks_runs(tmp_path
     walls = {("regression", "cpu"): [2.0, 4.0, 6.0], ("rosenbrock", "cpu"): [10.0]}
     assert _estimate(["regression"] * 3 + ["rosenbrock"], "cpu", walls) == (22.0, 4)
     assert _estimate(["wikitext"], "cpu", walls) is None
-    e = Entry("e16_x", [], {"smoke": 4, "cpu": 4, "paper": 4},
-              {"smoke": 40, "cpu": 3000, "paper": 50000}, [])
+    e = Entry(
+        "e16_x",
+        [],
+        {"smoke": 4, "cpu": 4, "paper": 4},
+        {"smoke": 40, "cpu": 3000, "paper": 50000},
+        [],
+    )
     e.estimates["cpu"] = (22.0, 4)
     assert cost(e, "cpu") == (
         "4 jobs, ~22 s (estimated from 4 runs of the same tasks in other experiments)"
@@ -63,7 +79,7 @@ def test_an_experiment_without_records_is_estimated_from_its_tasks_runs(tmp_path
 
 
 def test_also_feeds_reads_the_headers_feeds_line():
-    from aebench.catalog import also_feeds
+    from orchestration.catalog import also_feeds
 
     lines = ["Metrics: AUC.", "Feeds: drift_recovery, drift_time_to_target (another", "stratum)."]
     known = ["drift_recovery", "drift_time_to_target", "static_speedup"]

@@ -1,5 +1,5 @@
 """Resumable evidence runs: ``resume=true`` (aebench/resume.py), job folders named by their
-overrides (aebench/identity.py), ``aebench-evidence`` (aebench/evidence.py) and the report's
+overrides (aebench/identity.py), ``aebench-evidence`` (orchestration/evidence.py) and the report's
 Missing experiments section (analysis/report.py)."""
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 from omegaconf import open_dict
 
-from aebench.evidence import main as evidence_main
-from aebench.evidence import select_experiments
 from aebench.identity import job_dir_name, job_identity
 from aebench.runner import JobContext, run_job
 from aebench.validation import ConfigError
+from orchestration.evidence import main as evidence_main
+from orchestration.evidence import select_experiments
 from tests.helpers import ROOT, compose_config
 
 FIXTURE = ROOT / "tests" / "fixtures" / "experiment" / "e98_evidence_tiny.yaml"
@@ -185,7 +185,7 @@ def test_dry_run_counts_jobs_and_what_is_done(
 
 
 def test_progress_line_counts_and_paces_the_jobs() -> None:
-    from aebench.evidence import Job, Plan, Progress
+    from orchestration.evidence import Job, Plan, Progress
 
     plan = Plan("e01_x", [Job([], str(i)) for i in range(10)], [])
     plan.jobs[0].done_in = Path("elsewhere")  # done before this run
@@ -244,7 +244,7 @@ def _conf_with_fixture(tmp_path: Path) -> Path:
 
 def _evidence(out: Path, conf: Path, **kw) -> subprocess.Popen:  # noqa: ANN003
     env = {**os.environ, "AEBENCH_CONF": str(conf), "WANDB_MODE": "offline"}
-    cmd = [sys.executable, "-m", "aebench.evidence", "--experiments", "e98_evidence_tiny"]
+    cmd = [sys.executable, "-m", "orchestration.evidence", "--experiments", "e98_evidence_tiny"]
     cmd += ["--scale", "smoke", "--out", str(out), "--poll", "0.2", "--no-figures"]
     return subprocess.Popen(cmd, env=env, cwd=out.parent, start_new_session=True, text=True, **kw)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from omegaconf import open_dict
 
-from aebench.evidence import EXPERIMENT, Composer, expand
 from aebench.paths import config_dir
 from aebench.validation import validate_config
 from analysis.predictions import default_predictions_dir, load_predictions
+from orchestration.evidence import EXPERIMENT, Composer, expand
 from tests.helpers import ROOT, run_cli, run_in_process
 
 EXPERIMENTS = sorted(
