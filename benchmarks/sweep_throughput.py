@@ -10,6 +10,8 @@ processes), ``--no-analyze``, and reads every job's ``result.json``:
 * ``jobs/hour`` = jobs / sweep wall time, per worker count, and their ratio (goal: two workers
   keep both cores busy, >= 1.7x one worker on a 2-core machine; the goal is ``cores``-aware:
   ``min(2, cores) * 0.85``);
+* cores busy = CPU seconds of the sweep's processes / wall time: what the sweep could use of
+  the machine (on a shared machine the other processes' load caps it: read it with the load);
 * per-job overhead after the first job, one worker: ``(wall - first) / (n - 1) - mean(job)``,
   where ``first`` is the first job's completion time after the sweep started and ``job`` a
   job's own ``wall_s`` (``run_job`` from start to record written): what a job costs in the sweep
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -38,6 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def sweep(experiment: str, scale: str, jobs: int) -> tuple[float, list[dict], float]:
+    """One sweep from scratch: its wall time, its records and the CPU seconds of the sweep's
+    processes (the launcher and its workers, all reaped children)."""
     exe = Path(sys.executable).parent / "aebench-evidence"
     with tempfile.TemporaryDirectory() as out:
         cmd = [
@@ -55,17 +60,20 @@ def sweep(experiment: str, scale: str, jobs: int) -> tuple[float, list[dict], fl
             "1",
         ]
         env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.time()
         subprocess.run(
             cmd, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         wall = time.time() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         records = []
         for path in Path(out).rglob("result.json"):
             rec = json.loads(path.read_text())
             rec["_mtime"] = path.stat().st_mtime - t0
             records.append(rec)
-    return wall, records, t0
+    return wall, records, cpu
 
 
 def main() -> None:
@@ -77,13 +85,14 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()}, {cores} cores")
     results = {}
     for jobs in (1, 2):
-        wall, records, _ = sweep(args.experiment, args.scale, jobs)
+        wall, records, cpu = sweep(args.experiment, args.scale, jobs)
         n = len(records)
         results[jobs] = (wall, records)
         job_wall = sum(r["wall_s"] for r in records) / max(n, 1)
         print(
             f"--jobs {jobs}: {n} jobs in {wall:.1f} s = {3600 * n / wall:.0f} jobs/hour "
-            f"(mean job wall_s {job_wall:.2f} s)"
+            f"(mean job wall_s {job_wall:.2f} s); CPU {cpu:.1f} s = {cpu / wall:.2f} cores busy "
+            f"on average; load average now {os.getloadavg()[0]:.2f}"
         )
     wall1, rec1 = results[1]
     wall2, rec2 = results[2]

@@ -342,7 +342,7 @@ def test_one_host_transfer_per_update(monkeypatch, opt_name) -> None:  # noqa: A
     between_calls = list(counter.calls)
     assert ctl.groups[0].sigma > 0
     assert len(update_calls) == 1, update_calls
-    assert len(between_calls) <= 1, between_calls
+    assert between_calls == []  # the loss of a step between updates is read at the next update
 
 
 # ----------------------------------------------------------------------------- noise cadence
