@@ -317,6 +317,10 @@ class FmnistTaskConfig(TaskConfig):
 @dataclass
 class WikiTextDataConfig(DataConfig):
     text_column: str = "text"
+    #: source=text_files: UTF-8 files or globs (tasks/text_files.py)
+    files: list[str] = field(default_factory=list)
+    #: source=text_files: every val_every-th file of the sorted list is validation
+    val_every: int = 10
 
 
 @dataclass

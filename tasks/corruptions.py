@@ -39,6 +39,7 @@ monotone growth for the others and this exact non-monotone pattern for ``saturat
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from functools import cache
@@ -182,12 +183,29 @@ def contrast(x: torch.Tensor, c: float, g: torch.Generator | None) -> torch.Tens
     return (x - means) * c + means
 
 
+def _on_grey(fn: Corruption) -> Corruption:
+    """Run an RGB-only corruption on one-channel images: the grey image replicated to three
+    channels (HSV: S = 0, V = the grey value), corrupted, and averaged back to one channel.
+    Three-channel input is passed through untouched."""
+
+    @functools.wraps(fn)
+    def wrapped(x: torch.Tensor, c: object, g: torch.Generator | None) -> torch.Tensor:
+        if x.shape[-3] != 1:
+            return fn(x, c, g)
+        rgb = x.expand(*x.shape[:-3], 3, *x.shape[-2:])
+        return fn(rgb, c, g).mean(dim=-3, keepdim=True)
+
+    return wrapped
+
+
+@_on_grey
 def brightness(x: torch.Tensor, c: float, g: torch.Generator | None) -> torch.Tensor:
     hsv = rgb_to_hsv(x.clamp(0, 1))
     h, s, v = hsv.unbind(-3)
     return hsv_to_rgb(torch.stack((h, s, (v + c).clamp(0, 1)), dim=-3))
 
 
+@_on_grey
 def saturate(x: torch.Tensor, c: tuple[float, float], g: torch.Generator | None) -> torch.Tensor:
     hsv = rgb_to_hsv(x.clamp(0, 1))
     h, s, v = hsv.unbind(-3)
@@ -220,7 +238,15 @@ def corrupt(
     generator: torch.Generator | None = None,
     quantize: bool = True,
 ) -> torch.Tensor:
-    """``x`` (N, 3, H, W) float in [0, 1] under corruption ``name`` at ``severity`` (1..5).
+    """``x`` (N, C, H, W) float in [0, 1] under corruption ``name`` at ``severity`` (1..5).
+
+    C is 3 (RGB) or 1 (grey, as MNIST-C corrupted MNIST). Every corruption but ``brightness``
+    and ``saturate`` acts per channel, so on grey images it is the same operation on the one
+    channel (the noises draw one value per pixel instead of three). ``brightness`` and
+    ``saturate`` go through HSV: a grey image is replicated to RGB, corrupted and averaged back
+    (for ``brightness`` that is exactly clip(x + c); ``saturate`` leaves grey unchanged at
+    severities 1-3, whose offset b is 0, and at 4-5 sets S = b at hue 0 (red), which the
+    average turns into a darkening x (1 - 2b/3)). Three-channel results are unchanged.
 
     ``name`` may be :data:`CLEAN` (returns ``x``). The result is in [0, 1], quantised to
     multiples of 1/255 by truncation when ``quantize`` (as CIFAR-10-C's uint8 files are).

@@ -55,10 +55,10 @@ class DataSpec:
     #: may the Hub be contacted when the data is neither at ``path`` nor in the cache
     online: bool = False
 
-    def check(self) -> None:
-        if self.source not in SOURCES:
+    def check(self, allowed: Sequence[str] = SOURCES) -> None:
+        if self.source not in allowed:
             raise ConfigError(
-                f"task.data.source={self.source}: must be one of {', '.join(SOURCES)}"
+                f"task.data.source={self.source}: must be one of {', '.join(allowed)}"
             )
 
 

@@ -14,6 +14,12 @@ splits ``train``/``validation``/``test``: one row per line of the articles, head
   into words and punctuation by spaces; with min_count 3 the vocabulary is ~33k, like the
   tokenised release's.)
 
+``source=text_files`` reads a local corpus of UTF-8 files instead (``data.files``: paths or
+globs; ``data.val_every``: every val_every-th file of the sorted list is validation; the rule in
+``tasks/text_files.py``), named by ``data.name`` in the logs and the record's config (e.g. the
+Python documentation's reStructuredText sources: ``task=python_docs``). Its record says
+``data_source: real``; it is a different corpus from WikiText-2 and its task name says so.
+
 ``source=synthetic`` replaces the text with a Markov chain of order ``markov.order`` (1 or 2) over
 ``markov.symbols`` symbols (token ids 0..symbols-1), drawn from the seed's ``data`` stream. With
 order 1 each symbol's next-symbol distribution is a symmetric Dirichlet(``markov.concentration``)
@@ -52,12 +58,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from aebench.task import ConfigError, Task
-from tasks.hf_data import DataSpec, DataUnavailable, load_splits, require_columns
+from tasks.hf_data import SOURCES, DataSpec, DataUnavailable, load_splits, require_columns
+from tasks.text_files import load_text_files
 from tasks.transformer import CausalLM
 
 log = logging.getLogger(__name__)
 
 TOKENIZERS = ("byte", "word")
+#: data.source values: the Hugging Face ones and local UTF-8 files
+TEXT_SOURCES = (*SOURCES, "text_files")
 UNK, EOS = "<unk>", "<eos>"
 #: train / validation tokens of the synthetic source when n_train_tokens / eval_tokens are null
 SYN_TRAIN_TOKENS, SYN_VAL_TOKENS = 1_000_000, 65_536
@@ -210,16 +219,18 @@ class WikiTextTask(Task):
         super().__init__(seed, batch_size, loss_scale)
         data = dict(data or {})
         self.text_column = data.pop("text_column", "text")
+        self.files = data.pop("files", None) or []
+        self.val_every = int(data.pop("val_every", 10))
         defaults = {"name": "Salesforce/wikitext", "config": "wikitext-2-raw-v1"}
         self.spec = DataSpec(**{**defaults, **data})
-        self.spec.check()
+        self.spec.check(TEXT_SOURCES)
         markov = {"symbols": 32, "order": 2, "concentration": 0.1, "blend": 0.7, **(markov or {})}
         self.tokenizer, self.seq_len, self.dropout, self.tie = tokenizer, seq_len, dropout, tie
         self.d_model, self.n_layers, self.n_heads = d_model, n_layers, n_heads
         self._check(min_count, eval_tokens, n_train_tokens, markov)
-        self.data_source = self.spec.source
+        self.data_source = "synthetic" if self.spec.source == "synthetic" else "real"
         self.ppl_floor: float | None = None
-        if self.spec.source == "real":
+        if self.spec.source != "synthetic":
             train, val, self.vocab_size = self._load_real(min_count)
             if n_train_tokens is not None:
                 train = train[:n_train_tokens]
@@ -301,7 +312,14 @@ class WikiTextTask(Task):
                 f"task.markov.concentration={markov['concentration']}: must be a positive number"
             )
 
-    def _load_real(self, min_count: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    def _rows(self) -> tuple[dict[str, Sequence[str]], str]:
+        """split -> text rows of the real corpus, and the corpus's name."""
+        if self.spec.source == "text_files":
+            name = self.spec.name
+            rows, counts = load_text_files(self.files, self.val_every, name)
+            log.info("%s: %d train files, %d validation files", name, counts["train"],
+                     counts["validation"])  # fmt: skip
+            return rows, name
         splits = load_splits(self.spec, ("train", "validation"), "WikiText-2")
         rows = {}
         for split, ds in splits.items():
@@ -309,6 +327,10 @@ class WikiTextTask(Task):
             rows[split] = ds[self.text_column]
         if not any(r.strip() for r in rows["train"]):
             raise DataUnavailable("WikiText-2 split train: the text column is empty")
+        return rows, "WikiText-2"
+
+    def _load_real(self, min_count: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        rows, name = self._rows()
         if self.tokenizer == "byte":
             train, val, vocab_size = (
                 byte_tokens(rows["train"]),
@@ -320,7 +342,8 @@ class WikiTextTask(Task):
             train, val = word_tokens(rows["train"], vocab), word_tokens(rows["validation"], vocab)
             vocab_size = len(vocab)
         log.info(
-            "WikiText-2 loaded (%s tokens): %d train, %d validation, vocabulary %d",
+            "%s loaded (%s tokens): %d train, %d validation, vocabulary %d",
+            name,
             self.tokenizer,
             len(train),
             len(val),
