@@ -259,3 +259,97 @@ def test_nonfinite_loss_is_an_incident(tmp_path: Path) -> None:
     )
     assert rec["status"] == "diverged"
     assert rec["incidents"]["divergence"] == 1
+
+
+# ------------------------------------------------------------------ data.source=text_files
+def write_corpus(root: Path, n: int = 5) -> list[Path]:
+    """``n`` small UTF-8 files in two folders (one without a final newline, one non-ASCII)."""
+    files = []
+    for i in range(n):
+        folder = root / ("a" if i % 2 else "b")
+        folder.mkdir(parents=True, exist_ok=True)
+        text = f"Document {i}: the quick brown fox.\nIt jumps over déjà vu {i}.\n" * 8
+        path = folder / f"doc{i}.rst.txt"
+        path.write_text(text if i != 3 else text.rstrip("\n"), encoding="utf-8")
+        files.append(path)
+    return files
+
+
+def text_files(root: Path, **kw: object) -> dict:
+    return {"source": "text_files", "files": [str(root / "**" / "*.rst.txt")],
+            "name": "tiny corpus", **kw}  # fmt: skip
+
+
+def test_text_files_split_every_kth_sorted_file(tmp_path: Path) -> None:
+    from tasks.text_files import match_files, split_files
+
+    write_corpus(tmp_path, n=7)
+    files = match_files([str(tmp_path / "**" / "*.rst.txt"), str(tmp_path / "a" / "doc1.rst.txt")])
+    assert len(files) == 7 and files == sorted(files, key=str)  # each file once, sorted
+    train, val = split_files(files, val_every=3)
+    assert val == [files[2], files[5]] and train == [f for f in files if f not in val]
+
+
+def test_text_files_bytes_are_the_train_files_concatenated(tmp_path: Path) -> None:
+    from tasks.text_files import match_files, split_files
+
+    write_corpus(tmp_path, n=5)
+    task = WikiTextTask(seed=0, tokenizer="byte", eval_tokens=None,
+                        data=text_files(tmp_path, val_every=5), **SMALL)  # fmt: skip
+    assert task.data_source == "real" and task.vocab_size == 256
+    train, val = split_files(match_files([str(tmp_path / "**" / "*.rst.txt")]), 5)
+
+    def blob(paths: list[Path]) -> bytes:
+        texts = [p.read_text(encoding="utf-8") for p in paths]
+        return "".join(t if t.endswith("\n") else t + "\n" for t in texts).encode()
+
+    assert bytes(task.train_tokens.to(torch.uint8).tolist()) == blob(train)
+    assert bytes(task.val_tokens.to(torch.uint8).tolist()) == blob(val)
+    assert "é".encode() in blob(train)  # UTF-8 multi-byte kept as bytes
+
+
+def test_text_files_word_tokens_come_from_lines(tmp_path: Path) -> None:
+    write_corpus(tmp_path, n=4)
+    task = WikiTextTask(seed=0, tokenizer="word", min_count=1, eval_tokens=None,
+                        data=text_files(tmp_path, val_every=4), **SMALL)  # fmt: skip
+    assert task.vocab_size > 10
+    # 16 lines a file, three train files: one <eos> per non-empty line
+    assert int((task.train_tokens == 1).sum()) == 48
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"files": []}, "task.data.files=\\[\\]"),
+        ({"files": ["/nonexistent/**/*.txt"]}, "matches no file"),
+        ({"val_every": 10}, "fewer than task.data.val_every=10"),
+        ({"val_every": 1}, "task.data.val_every=1"),
+    ],  # fmt: skip
+)
+def test_text_files_errors_are_one_line(tmp_path: Path, data: dict, match: str) -> None:
+    write_corpus(tmp_path, n=3)
+    with pytest.raises(ConfigError, match=match) as err:
+        WikiTextTask(seed=0, data={**text_files(tmp_path), **data}, **SMALL)
+    assert "\n" not in str(err.value)
+
+
+def test_text_files_not_utf8_names_the_file(tmp_path: Path) -> None:
+    files = write_corpus(tmp_path, n=3)
+    files[1].write_bytes(b"caf\xe9 latin-1\n" * 40)
+    with pytest.raises(ConfigError, match=f"{files[1].name} is not UTF-8 \\(byte 3"):
+        WikiTextTask(seed=0, data=text_files(tmp_path, val_every=3), **SMALL)
+
+
+def test_python_docs_task_is_its_own_name(tmp_path: Path) -> None:
+    files = write_corpus(tmp_path, n=10)
+    _, rec = run_in_process(
+        ["task=python_docs", "scale=cpu", "steps=2", "scale.evals=1", "trainer.threads=1",
+         f"task.data.files=[{tmp_path}/**/*.rst.txt]", "task.seq_len=16", "task.d_model=16",
+         "task.n_layers=1", "task.n_heads=2", "task.batch_size=2", "task.eval_tokens=64"],
+        tmp_path / "run",
+    )  # fmt: skip
+    assert rec["status"] == "completed", rec["error"]
+    assert rec["task"] == "python_docs" and rec["data_source"] == "real"
+    data = rec["config"]["task"]["data"]
+    assert data["source"] == "text_files" and "WikiText" not in data["name"]
+    assert len(files) == 10
