@@ -170,6 +170,15 @@ def run_stage(
     return extra
 
 
+def _seed_of(overrides: list[str]) -> int | None:
+    """The seed a job's overrides set (the last ``seed=``), or None."""
+    seeds = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] == "seed"]
+    try:
+        return int(seeds[-1]) if seeds else None
+    except ValueError:
+        return None
+
+
 def _read(folder: Path) -> dict[str, Any] | None:
     p = folder / "result.json"
     return json.loads(p.read_text()) if p.exists() else None

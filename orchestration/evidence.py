@@ -517,7 +517,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             say(f"{p.experiment}: running {len(p.todo)} of {len(p.jobs)} jobs")
             try:
-                rc, n_failed = run_plan(p, out, args, say)
+                from orchestration.tuning_stage import run_staged  # the tuning stage (issue 18)
+
+                rc, n_failed = run_staged(composer, p, out, args, say)
             except KeyboardInterrupt:
                 say("interrupted: run the same command again to resume (done jobs are skipped)")
                 return 130

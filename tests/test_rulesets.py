@@ -97,3 +97,39 @@ def test_run_stage_chooses_records_budget_and_resumes(tmp_path):
     again = run_stage("arm1", ["task=regression"], r, False, [0, 1, 2], tmp_path, runner)
     assert again == extra and len(calls) == 8  # resumed: nothing reran
     assert run_stage("arm2", [], {"name": "self_tuning"}, False, [0], tmp_path, runner) == []
+
+
+@pytest.mark.slow
+def test_evidence_tuning_stage_splits_sweep_per_arm(tmp_path):
+    """aebench-evidence under ruleset=external: each arm tuned, then swept with its choice."""
+    from orchestration.evidence import Composer, parse_args, plan
+    from orchestration.tuning_stage import staged_plans
+
+    out = tmp_path / "out"
+    calls = []
+
+    def runner(overrides, folder):
+        calls.append(overrides)
+        lr = float(next(o for o in overrides if o.startswith("optimizer.lr=")).split("=")[1])
+        return {"status": "completed", "steps": 40, "metric": {"final": lr, "mode": "min"}}
+
+    composer = Composer()
+    try:
+        base = ["--experiments", "e01_static_regression", "--scale", "smoke", "--out", str(out)]
+        extra = ["--", "optimizer=sgdm", "seed=0,1"]
+        args = parse_args([*base, *extra])
+        p = plan(composer, "e01_static_regression", args, out)
+        assert staged_plans(composer, p, out, 1, print, runner) == [p] and not calls
+        args = parse_args([*base, *extra, "ruleset=external", "ruleset.trials=2"])
+        p = plan(composer, "e01_static_regression", args, out)
+        plans = staged_plans(composer, p, out, 1, print, runner)
+    finally:
+        composer.close()
+    assert len(plans) == 2 and len(calls) == 4  # ae off and on, 2 trials x 1 tuning seed each
+    assert all(any(o.startswith("seed=100000") for o in c) for c in calls)
+    for sub in plans:
+        assert "seed=0,1" in sub.command and "ruleset.budget_trials=2" in sub.command
+        assert len(sub.jobs) == 2 and all(
+            "ruleset.budget_steps=80" in j.overrides for j in sub.jobs
+        )
+    assert (out.parent / "out-tuning" / "tuning").is_dir()
