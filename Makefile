@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 DEMO_DIR := multirun/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
-.PHONY: install demo evidence test test-all lint bench clean
+.PHONY: install demo evidence test test-all lint bench clean data
 
 install: $(VENV)/.installed
 
@@ -53,6 +53,22 @@ lint: install
 # ratio misses its goal by more than 20%. Not part of CI. BENCH_ARGS=--quick: shorter runs.
 bench: install
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
+
+# The real corpora of the cpu evidence (docs/data.md): Fashion-MNIST's four IDX files and the
+# Python documentation's reST sources, from Debian's packages where apt exists (as root);
+# elsewhere it prints where to download them.
+data:
+	@if command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q && apt-get install -y -q dataset-fashion-mnist python3.11-doc && \
+		ls /usr/share/datasets/fashion-mnist; \
+	else \
+		echo "no apt-get: download train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz" \
+			"t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz from" \
+			"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ into DIR and pass" \
+			"task.data.path=DIR (task=fmnist); for task=python_docs pass" \
+			"task.data.files='[DIR/**/*.txt]' with the Python 3.11 docs in plain text" \
+			"(https://docs.python.org/3.11/download.html) or other UTF-8 English text"; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache outputs
