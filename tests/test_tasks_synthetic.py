@@ -382,6 +382,10 @@ def test_cartpole_dynamics_drift_changes_the_physics_and_the_evaluation() -> Non
     assert env.length == 2.0 and env.polemass_length == pytest.approx(env.masspole * 2.0)
     task.evaluate(model)
     assert env.length == 2.0  # the evaluation runs in the active phase's physics
+    # one phase (here the reversed push from the start: a stationary control) has no switches
+    control = CartPoleDriftTask(seed=0, batch_size=8, run_scale="smoke",
+                                drift={**drift, "phases": [{"force_mag": -10.0}]})  # fmt: skip
+    assert control.drift_phase(100) is None and control.physics_of(0)["force_mag"] == -10.0
     with pytest.raises(ConfigError, match="need a CartPole environment"):
         CartPoleDriftTask(seed=0, batch_size=8, env_id="Acrobot-v1", drift=drift)
 
