@@ -314,7 +314,9 @@ class CartPoleDriftTask(Task):
         running = list(range(len(envs)))
         while running:
             batch = torch.as_tensor(np.stack([obs[i] for i in running]), dtype=torch.float32)
-            logits = model.actor(batch.to(device)).cpu()
+            # a diverged policy (non-finite weights) still acts, so that its loss (non-finite
+            # too) reaches the recorder, which stops the run as diverged instead of crashing
+            logits = torch.nan_to_num(model.actor(batch.to(device)).cpu(), 0.0, 0.0, 0.0)
             if gen is None:
                 actions = logits.argmax(-1).tolist()
             else:

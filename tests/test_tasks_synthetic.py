@@ -361,6 +361,14 @@ def test_cartpole_oracle_divides_the_gradient_by_the_phase_gain() -> None:
             assert torch.allclose(a / gain, b, atol=1e-6)
 
 
+def test_cartpole_a_diverged_policy_gives_a_non_finite_loss_not_a_crash() -> None:
+    task = CartPoleDriftTask(seed=0, batch_size=4, run_scale="smoke", drift=DRIFT)
+    model = task.build_model()
+    with torch.no_grad():
+        model.actor[0].weight.fill_(float("nan"))
+    assert not torch.isfinite(task.loss(model, next(task.train_batches())))
+
+
 def test_cartpole_dynamics_drift_changes_the_physics_and_the_evaluation() -> None:
     drift = {"every_episodes": {"smoke": 8, "cpu": 16, "paper": 32},
              "phases": [{}, {"length": 2.0, "force_mag": 3.0}]}  # fmt: skip
