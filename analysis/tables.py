@@ -14,8 +14,10 @@
   stratified bootstrap CI.
 
 Runs are never pooled across data sources: every table has a ``data_source`` column and groups
-by it first. Partial runs (no record) are left out of every statistic; diverged and failed runs
-are in, with their missing values dropped and counted.
+by it first. Every table reads the runs through :func:`analysed` (the outcome policy of
+:mod:`analysis.outcomes`): partial and failed runs are left out, diverged runs are in at the
+worst rank (``n_diverged`` counts them; means and t intervals are of the finished runs only and
+say so, medians and IQMs include the diverged runs).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.metrics import METRICS
+from analysis.outcomes import apply_policy
 from analysis.stats import (
     as_censored,
     expected_running_time,
@@ -64,8 +67,9 @@ R_MAX = 4.0
 
 
 def analysed(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows statistics use: runs with a record (not ``partial``) and an arm."""
-    return table[(table["status"] != "partial") & table["arm"].notna()]
+    """The rows statistics use, under the outcome policy of :mod:`analysis.outcomes`: runs with
+    a record and an arm, failed runs (bugs) left out, diverged runs at the worst rank."""
+    return apply_policy(table)
 
 
 def _higher(metric: str, mode: object) -> bool | None:
@@ -92,6 +96,9 @@ def summary_table(
             s = summarize(group[metric], ci, confidence, n_boot, seed)  # type: ignore[arg-type]
             if s.n == 0 and completed:
                 continue
+            values = pd.to_numeric(group[metric], errors="coerce").to_numpy(float)
+            ranked = values[~np.isnan(values)]  # finished runs and the diverged at worst rank
+            worst = int(np.isinf(ranked).sum())
             rows.append(
                 {
                     "data_source": ds,
@@ -101,16 +108,27 @@ def summary_table(
                     "metric": metric,
                     "higher_is_better": _higher(metric, first.get("mode")),
                     "n": s.n,
-                    "n_dropped": s.n_dropped,
+                    "n_dropped": s.n_dropped - worst,
+                    "n_diverged": worst,
                     "mean": s.mean,
                     "ci_low": s.ci_low,
                     "ci_high": s.ci_high,
-                    "median": s.median,
-                    "iqm": s.iqm,
+                    "median": float(np.median(ranked)) if ranked.size else s.median,
+                    "iqm": _rank_iqm(ranked) if ranked.size else s.iqm,
                     "ci_method": s.method,
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _rank_iqm(values: np.ndarray) -> float:
+    """IQM of values that may hold the worst rank (+-inf): inf when more than a quarter of
+    them are worst on one side (the trimmed middle reaches them)."""
+    x = np.sort(values)
+    k = int(math.floor(0.25 * x.size))
+    mid = x[k : x.size - k]
+    with np.errstate(invalid="ignore"):
+        return float(mid.mean()) if mid.size else math.nan
 
 
 def compare_arms(
@@ -200,18 +218,30 @@ def comparisons_table(
     return out
 
 
+def steps_spent(g: pd.DataFrame) -> np.ndarray:
+    """Steps each run used (COCO's ERT charges these): the budget for a completed run, the
+    step it stopped at (``steps``) for a diverged one (its budget when that is unknown)."""
+    budgets = g["budget"].to_numpy(float)
+    if "steps" not in g.columns:
+        return budgets
+    used = pd.to_numeric(g["steps"], errors="coerce").to_numpy(float)
+    div = (g["status"] == "diverged").to_numpy() & np.isfinite(used)
+    return np.where(div, np.minimum(used, np.where(np.isfinite(budgets), budgets, used)), budgets)
+
+
 def time_to_target_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per (data source, task, arm): runs, targets reached, fraction reached, ERT (COCO: steps
-    spent by all runs, misses at their budget, over the number of successes; ``inf`` when none
-    reached), and the target value."""
+    used by all runs, a completed miss at its budget and a diverged run at the step it stopped,
+    over the number of successes; ``inf`` when none reached), and the target value."""
     rows = []
     for (ds, task, arm), g in analysed(table).groupby(ARM_KEYS, sort=True):
         times = as_censored(g["ttt"])
         budgets = g["budget"].to_numpy(float)
-        if (~np.isfinite(times) & ~np.isfinite(budgets)).any():
+        spent = steps_spent(g)
+        if (~np.isfinite(times) & ~np.isfinite(spent)).any():
             ert = math.nan  # a miss without a budget: the steps it spent are unknown
         else:
-            ert = expected_running_time(times, np.where(np.isfinite(budgets), budgets, np.inf))
+            ert = expected_running_time(times, np.where(np.isfinite(spent), spent, np.inf))
         rows.append(
             {
                 "data_source": ds,
@@ -256,7 +286,10 @@ def normalised_scores(g: pd.DataFrame) -> pd.Series:
     """Final scores of one problem's runs in [0, 1], higher better: first oriented (``-log
     final`` for a positive metric to minimise, so that decades count alike; ``-final`` for any
     other metric to minimise; ``final`` to maximise), then min-max scaled over the problem's runs
-    (the worst run 0, the best 1). A run without a final value (diverged, failed) scores 0.
+    (the worst finished run 0, the best 1), the scale set by the finished runs only. A diverged
+    run (worst rank, ``final = +-inf`` under the outcome policy) scores -1: below every finished
+    run, never tied with the worst of them, and trimmed by the IQM while fewer than a quarter of
+    the runs diverge.
     Without reference scores (rliable's human/random), the scale is relative to the runs
     analysed together: add or remove arms and the numbers move."""
     mode = g["mode"].dropna().iloc[0] if g["mode"].notna().any() else "min"
@@ -268,7 +301,7 @@ def normalised_scores(g: pd.DataFrame) -> pd.Series:
         s = -np.log(np.where(fin, v, 1.0))
     else:
         s = -v
-    out = np.zeros(v.shape)
+    out = np.where(np.isnan(v), 0.0, -1.0)
     if fin.any():
         lo, hi = s[fin].min(), s[fin].max()
         out[fin] = (s[fin] - lo) / (hi - lo) if hi > lo else 1.0
