@@ -455,5 +455,6 @@ def default_predictions_dir() -> Path:
     import os
 
     env = os.environ.get("AEBENCH_CONF")
-    root = Path(env) if env else Path(__file__).resolve().parent.parent / "conf"
-    return root / "predictions"
+    # the config tree ships inside the aebench package (a checkout links it to conf/ at the root)
+    root = Path(env) if env else (Path(__file__).resolve().parent.parent / "aebench" / "conf")
+    return root.resolve() / "predictions"

@@ -109,7 +109,7 @@ def measured_walls(
 
 def collect(runs: Sequence[Path]) -> list[Entry]:
     """Every ``eNN_*`` experiment with its jobs per scale, predictions and measured walls."""
-    preds = predictions_by_experiment(config_dir().parent / "conf" / "predictions")
+    preds = predictions_by_experiment(config_dir() / "predictions")
     if not preds:  # installed layout: predictions beside the package's conf
         from analysis.predictions import default_predictions_dir
 
