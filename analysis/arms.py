@@ -54,6 +54,8 @@ RUN_FIELDS = (
     "budget",
     "drifts",
     "lr",
+    "ae_arm",
+    "ruleset",
 )
 
 
@@ -67,6 +69,18 @@ RULESET_NOTE = (
 def ruleset_of(config: dict[str, Any] | None) -> str:
     """The ruleset name of an arm's resolved config (self_tuning when it names none)."""
     return str(((config or {}).get("ruleset") or {}).get("name", "self_tuning"))
+
+
+def ae_arm(overrides: Any, ae: Any) -> str | None:
+    """The ``ae`` group choice of a run (off, on, canonical, meta, ...): the last ``ae=<x>`` of
+    its command-line overrides (sweeps name it there), else ``on``/``off`` from its ``ae`` flag."""
+    if isinstance(overrides, str):
+        picks = [o[3:] for o in overrides.split() if o.startswith("ae=")]
+        if picks:
+            return picks[-1].strip("'\"")
+    if ae is True or ae is False:
+        return "on" if ae else "off"
+    return None
 
 
 def _hash(obj: Any) -> str:
@@ -166,6 +180,11 @@ def annotate(runset: RunSet) -> pd.DataFrame:
     """Add ``label``, ``method``, ``problem``, ``ctx_off`` and ``ctx_laws`` to the runs table
     (in place) and return the arms table: one row per (data source, task, arm)."""
     table = runset.table
+    over = table["overrides"] if "overrides" in table.columns else [None] * len(table)
+    table["ae_arm"] = [ae_arm(o, a) for o, a in zip(over, table["ae"], strict=True)]
+    table["ruleset"] = [
+        ruleset_of(runset.arm_configs.get(a)) if isinstance(a, str) else None for a in table["arm"]
+    ]
     has_arm = table["arm"].notna()
     if not has_arm.any():
         for col in ("label", "method", "problem", "ctx_off", "ctx_laws"):

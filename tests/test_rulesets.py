@@ -133,3 +133,46 @@ def test_evidence_tuning_stage_splits_sweep_per_arm(tmp_path):
             "ruleset.budget_steps=80" in j.overrides for j in sub.jobs
         )
     assert (out.parent / "out-tuning" / "tuning").is_dir()
+
+
+def _rewrite(folder, ruleset=None, ae_choice=None, trial=None):
+    p = folder / "result.json"
+    rec = json.loads(p.read_text())
+    if ruleset:
+        rec["config"]["ruleset"] = {"name": ruleset, "trial": trial, "budget_trials": 8}
+        rec["arm"] = rec["arm"] + f"-{ruleset}{trial}"  # another resolved config: another arm
+    if ae_choice:
+        rec["overrides"] = [
+            o if not o.startswith("ae=") else f"ae={ae_choice}" for o in rec["overrides"]
+        ]
+        rec["arm"] = rec["arm"] + f"-{ae_choice}"
+    p.write_text(json.dumps(rec))
+
+
+def test_analysis_names_ae_arm_and_pairs_within_a_ruleset(tmp_path):
+    """ae=meta is a run field predictions can name; arms pair only within one ruleset."""
+    from analysis.arms import annotate
+    from analysis.collect import load_runs
+    from tests.analysis.synth import write_run
+
+    runs = {
+        "off_self": write_run(tmp_path, ae=False, seed=0, name="a"),
+        "meta_self": write_run(tmp_path, ae=True, seed=0, name="b"),
+        "off_ext": write_run(tmp_path, ae=False, seed=0, name="c"),
+        "meta_ext": write_run(tmp_path, ae=True, seed=0, name="d"),
+    }
+    _rewrite(runs["meta_self"], ae_choice="meta")
+    _rewrite(runs["off_ext"], ruleset="external", trial=3)
+    _rewrite(runs["meta_ext"], ruleset="external", trial=5, ae_choice="meta")
+    rs = load_runs([tmp_path], curves=False)
+    arms = annotate(rs).set_index("arm")
+    t = rs.table.set_index(rs.table["arm"])
+    arm = {k: json.loads((f / "result.json").read_text())["arm"] for k, f in runs.items()}
+    assert t.loc[arm["meta_self"], "ae_arm"] == "meta" and t.loc[arm["off_self"], "ae_arm"] == "off"
+    assert t.loc[arm["off_ext"], "ruleset"] == "external"
+    assert t.loc[arm["off_self"], "ruleset"] == "self_tuning"
+    ctx = arms["ctx_off"]
+    assert ctx[arm["off_self"]] == ctx[arm["meta_self"]]
+    assert ctx[arm["off_ext"]] == ctx[arm["meta_ext"]]  # different trials, same ruleset: paired
+    assert ctx[arm["off_self"]] != ctx[arm["off_ext"]]  # never across rulesets
+    assert "ruleset=external" in arms.loc[arm["off_ext"], "label"]
