@@ -7,6 +7,7 @@ order inside a step is: loss, ``last_loss`` published, backward, optimizer step 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -77,7 +78,23 @@ class TaskModule(L.LightningModule):
         self.lr_schedulers().step()
         return self.last_loss
 
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        """A batch of tensors already on ``device`` (the tasks' batches on the CPU) is passed
+        through; Lightning's generic move walks the collection every step (~10 us here)."""
+        if isinstance(batch, tuple | list) and all(
+            isinstance(t, torch.Tensor) and t.device == device for t in batch
+        ):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def on_train_end(self) -> None:
         """Leave an optimizer with modes in eval mode: the final weights are what it evaluates."""
         for optimizer in self.trainer.optimizers:
             set_optimizer_mode(optimizer, "eval")
+
+
+# Lightning inspects ``training_step``'s signature on every step (whether it takes batch_idx);
+# a stored ``__signature__`` is what ``inspect.signature`` returns first (~20 us a step here)
+TaskModule.training_step.__signature__ = inspect.signature(TaskModule.training_step)
