@@ -21,7 +21,7 @@ units, the same for every parameter) and ``weight_decay``. A new ``sigma`` takes
 
 Antithetic (mirrored) sampling: members ``2j`` and ``2j+1`` carry ``+E_j`` and ``-E_j`` (the
 negation is exact). Fitness shaping (``shaping``): ``centered_ranks`` (Salimans et al. 2017) maps
-the fitnesses to ranks scaled to [-0.5, 0.5] (ties broken by order), which makes the update
+the fitnesses to ranks scaled to [-0.5, 0.5] (tied values share their average rank), which makes the update
 invariant to any increasing transform of the fitness, the loss scale included; ``none`` uses the
 raw fitness. With utilities u_i the fitness-gradient estimate is
 
@@ -43,16 +43,19 @@ from torch.optim import Optimizer
 from aebench.seeding import derive_seed
 
 SHAPINGS = ("centered_ranks", "none")
+UPDATES = ("sgd", "adam")
 
 
 def centered_ranks(fitness: torch.Tensor) -> torch.Tensor:
-    """Ranks of ``fitness`` (0 = worst) scaled to [-0.5, 0.5]; ties are ranked by position."""
-    n = fitness.numel()
-    ranks = torch.empty(n, dtype=torch.float64, device=fitness.device)
-    ranks[torch.argsort(fitness.reshape(-1), stable=True)] = torch.arange(
-        n, dtype=torch.float64, device=fitness.device
-    )
-    return ranks / max(n - 1, 1) - 0.5
+    """Ranks of ``fitness`` (0 = worst) scaled to [-0.5, 0.5]; tied values share their average
+    rank (``r_i = #{f_j < f_i} + (#{f_j = f_i} - 1) / 2``), so a flat fitness gives utilities 0
+    and a tied mirrored pair weight 0: ties never move the parameters."""
+    f = fitness.reshape(-1)
+    n = f.numel()
+    _, inverse, counts = torch.unique(f, sorted=True, return_inverse=True, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    avg = starts.double() + (counts.double() - 1.0) / 2.0
+    return avg[inverse].to(torch.float64) / max(n - 1, 1) - 0.5
 
 
 def shape_fitness(fitness: torch.Tensor, shaping: str) -> torch.Tensor:
@@ -72,13 +75,34 @@ def pair_weights(utilities: torch.Tensor, antithetic: bool) -> torch.Tensor:
 
 
 class ESOptimizer(Optimizer):
-    """Base class: population bookkeeping, the evaluation loop, shaping and the SGD-like step.
+    """Base class: population bookkeeping, seeded noise, the evaluation loop, shaping, the step.
 
-    Subclasses implement :meth:`_draw` (the generation's perturbations), :meth:`_member_noise`
-    (member i's full-size signed perturbation per parameter) and :meth:`_estimate` (the fitness
-    gradient from per-draw weights). Args as in the YAML options (``conf/optimizer/*.yaml``);
+    Subclasses implement :meth:`_draw_one` (distinct draw j's noise, per parameter, from a
+    generator seeded for that draw), :meth:`_expand` (a full-size perturbation from it) and may
+    override :meth:`_accumulate`. Args as in the YAML options (``conf/optimizer/*.yaml``);
     ``seed`` is the run seed (the ES module passes it; it is not part of the config, so the arm id
     does not depend on it).
+
+    Seeded noise (memory O(model) at any population). :meth:`ask` takes one 63-bit generation
+    seed from the optimizer's generator (stream ``es``); draw j's noise is regenerated on demand
+    from ``(generation seed, j)`` whenever a member or the estimate needs it (the seed
+    reconstruction of Salimans et al.'s workers), so a generation holds the centre copy, one
+    draw's noise and the estimate's accumulator, never N/2 noise copies. Each draw is made twice
+    (members, then estimate); the last draw is cached so a mirrored pair shares one.
+
+    Update (``update``): ``sgd`` is ``theta <- theta - lr (g + wd theta)``; ``adam`` feeds
+    ``g + wd theta`` to Adam (``betas``, ``eps``; bias-corrected), the setting of Salimans et al.
+    (their L2 coefficient is added to the estimate the same way).
+
+    sigma and the step (``decouple``, default true). With centered ranks the sum
+    ``sum_i u_i E_i`` does not depend on sigma or on the fitness scale, so the literal estimate
+    ``g = sum u E / (N sigma)`` makes the SGD step scale as lr / sigma: raising sigma shortens the
+    step and AE-5's shrink of alpha and sigma by one factor leaves the step unchanged. Decoupled,
+    the division uses the *configured* sigma (``sigma_ref``, the value lr was tuned with), so the
+    step is lr's alone while sigma only sets the smoothing scale; at the configured sigma (every
+    run without AE) it is the literal estimate, bit for bit. With ``shaping=none`` the division
+    always uses the drawn sigma: there the estimate is the gradient itself, sigma-free in the
+    linear regime.
     """
 
     #: read by ``aebench.ae.bindings.binding_for`` (duck typing: aebench does not import baselines)
@@ -94,7 +118,14 @@ class ESOptimizer(Optimizer):
         shaping: str = "centered_ranks",
         weight_decay: float = 0.0,
         seed: int = 0,
+        update: str = "sgd",
+        betas: tuple[float, float] | list[float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        decouple: bool = True,
+        search_space: dict[str, Any] | None = None,
     ) -> None:
+        # search_space: the optimizer YAML's tuning declaration for rulesets (aebench.tuning);
+        # accepted so that hydra can instantiate the config, never read here
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"optimizer.lr={lr}: must be a positive number")
         if not (math.isfinite(sigma) and sigma > 0):
@@ -105,17 +136,32 @@ class ESOptimizer(Optimizer):
             )
         if shaping not in SHAPINGS:
             raise ValueError(f"optimizer.shaping={shaping}: allowed: {', '.join(SHAPINGS)}")
-        super().__init__(params, {"lr": lr, "sigma": sigma, "weight_decay": weight_decay})
+        if update not in UPDATES:
+            raise ValueError(f"optimizer.update={update}: allowed: {', '.join(UPDATES)}")
+        betas = tuple(float(b) for b in betas)
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"optimizer.betas={list(betas)}: two numbers in [0, 1)")
+        if not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"optimizer.eps={eps}: must be a positive number")
+        defaults: dict[str, Any] = {"lr": lr, "sigma": sigma, "weight_decay": weight_decay,
+                                    "sigma_ref": sigma}
+        if update == "adam":
+            defaults.update(betas=betas, eps=eps)
+        super().__init__(params, defaults)
         self.population = int(population)
         self.antithetic = bool(antithetic)
         self.shaping = shaping
+        self.update = update
+        self.decouple = bool(decouple)
         self.seed = int(seed)
         #: fitness evaluations so far (population members; the module's centre evaluation is
-        #: counted separately by the module)
+        #: counted by the module)
         self.evaluations = 0
         self._generators: dict[str, torch.Generator] = {}
         self._center: list[torch.Tensor] | None = None
         self._sigma_drawn: list[float] = []
+        self._generation_seed = 0
+        self._cache: tuple[int, list[Any]] | None = None
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -129,13 +175,34 @@ class ESOptimizer(Optimizer):
         return self.population // 2 if self.antithetic else self.population
 
     def generator(self, device: torch.device) -> torch.Generator:
-        """The ES noise generator on ``device`` (one per device, seeded from stream ``es``)."""
+        """The ES generator on ``device`` (one per device, seeded from stream ``es``)."""
         key = str(device)
         gen = self._generators.get(key)
         if gen is None:
             gen = torch.Generator(device=device).manual_seed(derive_seed(self.seed, "es"))
             self._generators[key] = gen
         return gen
+
+    def draw_seed(self, j: int) -> int:
+        """The seed of distinct draw ``j`` of this generation (a SplitMix64-style mix)."""
+        z = (self._generation_seed + 0x9E3779B97F4A7C15 * (j + 1)) & 0xFFFFFFFFFFFFFFFF
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+        return (z ^ (z >> 31)) & ((1 << 63) - 1)
+
+    def noise(self, j: int) -> list[Any]:
+        """Draw ``j``'s noise per parameter, regenerated from its seed (the last one cached)."""
+        if self._cache is not None and self._cache[0] == j:
+            return self._cache[1]
+        gens: dict[str, torch.Generator] = {}
+        out = []
+        for p in self.params:
+            key = str(p.device)
+            if key not in gens:
+                gens[key] = torch.Generator(device=p.device).manual_seed(self.draw_seed(j))
+            out.append(self._draw_one(p, gens[key]))
+        self._cache = (j, out)
+        return out
 
     def sign(self, i: int) -> float:
         """+1 or -1: the mirror sign of member ``i``."""
@@ -148,6 +215,13 @@ class ESOptimizer(Optimizer):
     def _group_sigmas(self) -> list[float]:
         return [float(g["sigma"]) for g in self.param_groups for _ in g["params"]]
 
+    def _divisors(self) -> list[float]:
+        """The sigma the estimate divides by, per parameter (see ``decouple``)."""
+        if self.decouple and self.shaping == "centered_ranks":
+            return [float(g.get("sigma_ref", g["sigma"])) for g in self.param_groups
+                    for _ in g["params"]]
+        return self._sigma_drawn
+
     def attach(self, model: torch.nn.Module) -> None:
         """Let the algorithm look at the model's structure (EGGROLL finds its Linear layers for
         batched evaluation); nothing by default."""
@@ -155,11 +229,22 @@ class ESOptimizer(Optimizer):
     # ------------------------------------------------------------------ the cycle
     @torch.no_grad()
     def ask(self) -> int:
-        """Draw this generation's perturbations; returns the population size."""
+        """Start a generation: centre copy, sigmas in effect, generation seed; returns N."""
         self._center = [p.detach().clone() for p in self.params]
         self._sigma_drawn = self._group_sigmas()
-        self._draw()
+        gen = self.generator(torch.device("cpu"))
+        self._generation_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+        self._cache = None
         return self.population
+
+    def _member_noise(self, i: int) -> list[torch.Tensor]:
+        """Member ``i``'s signed full-size perturbation per parameter."""
+        s = self.sign(i)
+        out = []
+        for p, n in zip(self.params, self.noise(self.draw_index(i)), strict=True):
+            e = self._expand(p, n)
+            out.append(e if s > 0 else -e)
+        return out
 
     @contextmanager
     def member(self, i: int) -> Iterator[None]:
@@ -201,12 +286,13 @@ class ESOptimizer(Optimizer):
         fitness = torch.nan_to_num(fitness.double(), nan=-math.inf)
         u = shape_fitness(fitness, self.shaping)
         w = pair_weights(u, self.antithetic)
-        for p, s, g in zip(self.params, self._sigma_drawn, self._estimate(w), strict=True):
+        for p, s, g in zip(self.params, self._divisors(), self._estimate(w), strict=True):
             p.grad = (g * (-1.0 / (self.population * s))).to(p.dtype)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """``theta <- theta - lr (grad + weight_decay theta)`` per group; the closure runs first."""
+        """Apply the update (``sgd`` or ``adam`` on ``grad + weight_decay theta``); the closure
+        runs first (Lightning's ``on_before_optimizer_step``: AE acts there)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -217,16 +303,43 @@ class ESOptimizer(Optimizer):
                 if p.grad is None:
                     continue
                 d = p.grad if wd == 0 else p.grad.add(p, alpha=wd)
-                p.add_(d, alpha=-lr)
+                if self.update == "sgd":
+                    p.add_(d, alpha=-lr)
+                    continue
+                b1, b2 = group["betas"]
+                st = self.state[p]
+                if not st:
+                    st["step"] = torch.zeros((), dtype=torch.float32)
+                    st["exp_avg"] = torch.zeros_like(p)
+                    st["exp_avg_sq"] = torch.zeros_like(p)
+                st["step"] += 1
+                t = float(st["step"])
+                st["exp_avg"].mul_(b1).add_(d, alpha=1 - b1)
+                st["exp_avg_sq"].mul_(b2).addcmul_(d, d, value=1 - b2)
+                denom = (st["exp_avg_sq"] / (1 - b2**t)).sqrt_().add_(float(group["eps"]))
+                p.addcdiv_(st["exp_avg"], denom, value=-lr / (1 - b1**t))
         return loss
 
     # ------------------------------------------------------------------ per algorithm
-    def _draw(self) -> None:
-        raise NotImplementedError
+    def _draw_one(self, p: torch.Tensor, gen: torch.Generator) -> Any:
+        """One draw's noise for parameter ``p`` (default: a full-size N(0, I) tensor)."""
+        return torch.randn(p.shape, generator=gen, device=p.device, dtype=p.dtype)
 
-    def _member_noise(self, i: int) -> list[torch.Tensor]:
-        raise NotImplementedError
+    def _expand(self, p: torch.Tensor, noise: Any) -> torch.Tensor:
+        """The full-size perturbation E of ``p`` from its draw (default: the draw itself)."""
+        return noise
 
     def _estimate(self, w: torch.Tensor) -> list[torch.Tensor]:
-        """``sum_j w_j E_j`` per parameter (the caller divides by N sigma)."""
-        raise NotImplementedError
+        """``sum_j w_j E_j`` per parameter (the caller divides by N sigma): one accumulator per
+        parameter, the draws regenerated one at a time (a zero weight skips its draw)."""
+        acc = [torch.zeros_like(p) for p in self.params]
+        for j, wj in enumerate(w.tolist()):
+            if wj == 0.0:
+                continue
+            for a, p, n in zip(acc, self.params, self.noise(j), strict=True):
+                self._accumulate(a, p, n, wj)
+        return acc
+
+    def _accumulate(self, acc: torch.Tensor, p: torch.Tensor, noise: Any, w: float) -> None:
+        """``acc += w E`` for one draw of parameter ``p``."""
+        acc.add_(self._expand(p, noise), alpha=w)

@@ -12,8 +12,9 @@ r (m + n) numbers instead of m n. Every other parameter (biases, vectors, a poin
 full-rank Gaussian noise, as in OpenAI-ES: on a model without matrices (the Rosenbrock task's
 point) EGGROLL *is* OpenAI-ES. Mirrored pairs (``+E_j``, ``-E_j``), centered ranks and the update
 ``theta <- theta + lr / (N sigma) sum_i u_i E_i`` are those of :mod:`baselines.es.core`; for a
-matrix the sum is formed from the factors, ``sum_j w_j A_j B_j^T / sqrt(r)`` (one batched matmul),
-never from materialised E_j.
+matrix the sum is formed from the factors, ``sum_j w_j A_j B_j^T / sqrt(r)`` (one rank-r ``addmm`` per
+draw into one accumulator). Factors are regenerated from per-draw seeds
+(:meth:`baselines.es.core.ESOptimizer.noise`); only the batched pass stacks them, transiently.
 
 Batched evaluation. When the task's fitness is a pure tensor function of the model
 (``Task.batched_fitness``) and every parameter is the weight or bias of an ``nn.Linear`` (see
@@ -29,7 +30,8 @@ materialised (same estimator, no speed-up).
 
 Equivalence with full-rank ES. With r = n and factors chosen as A_j = sqrt(r) E_j, B_j = I, the
 low-rank path reproduces full-rank ES exactly: same members, same fitnesses, same update
-(``tests/es/test_eggroll.py`` checks this against :class:`baselines.es.openai_es.OpenAIES` on a
+(``tests/es/test_algorithms.py::test_eggroll_full_rank_matches_full_rank_es_on_a_fixed_seed``
+checks this against :class:`baselines.es.openai_es.OpenAIES` on a
 fixed seed). With drawn Gaussian factors the two agree in distribution only as r grows (the
 paper's O(1/r) convergence of the update), which is not a per-seed identity.
 """
@@ -52,15 +54,14 @@ class EGGROLL(ESOptimizer):
 
     def __init__(self, params: Iterable[Any], lr: float, sigma: float, population: int,
                  rank: int = 1, antithetic: bool = True, shaping: str = "centered_ranks",
-                 weight_decay: float = 0.0, seed: int = 0) -> None:
+                 weight_decay: float = 0.0, seed: int = 0, update: str = "sgd",
+                 betas: tuple[float, float] | list[float] = (0.9, 0.999), eps: float = 1e-8,
+                 decouple: bool = True, search_space: dict[str, Any] | None = None) -> None:
         if rank < 1:
             raise ValueError(f"optimizer.rank={rank}: must be a positive integer")
-        super().__init__(params, lr, sigma, population, antithetic, shaping, weight_decay, seed)
+        super().__init__(params, lr, sigma, population, antithetic, shaping, weight_decay, seed,
+                         update, betas, eps, decouple)
         self.rank = int(rank)
-        #: per parameter: (A (H, m, r), B (H, n, r)) for matrices, None otherwise
-        self.factors: list[tuple[torch.Tensor, torch.Tensor] | None] = []
-        #: per parameter: full-rank noise (H, *shape) for non-matrices, None for matrices
-        self.eps: list[torch.Tensor | None] = []
         self._linears: list[tuple[nn.Linear, int, int | None]] | None = None
 
     def attach(self, model: nn.Module) -> None:
@@ -83,41 +84,27 @@ class EGGROLL(ESOptimizer):
     def _rank(self, p: torch.Tensor) -> int:
         return min(self.rank, p.shape[0], p.shape[1])
 
-    def _draw(self) -> None:
-        self.factors, self.eps = [], []
-        for p in self.params:
-            gen, kw = self.generator(p.device), {"device": p.device, "dtype": p.dtype}
-            if p.dim() == 2:
-                r = self._rank(p)
-                a = torch.randn((self.draws, p.shape[0], r), generator=gen, **kw)
-                b = torch.randn((self.draws, p.shape[1], r), generator=gen, **kw)
-                self.factors.append((a, b))
-                self.eps.append(None)
-            else:
-                self.factors.append(None)
-                self.eps.append(torch.randn((self.draws, *p.shape), generator=gen, **kw))
+    def _draw_one(self, p: torch.Tensor, gen: torch.Generator) -> Any:
+        """Factors ``(A (m, r), B (n, r))`` for a matrix, full-rank noise otherwise."""
+        kw = {"device": p.device, "dtype": p.dtype}
+        if p.dim() == 2:
+            r = self._rank(p)
+            a = torch.randn((p.shape[0], r), generator=gen, **kw)
+            return a, torch.randn((p.shape[1], r), generator=gen, **kw)
+        return torch.randn(p.shape, generator=gen, **kw)
 
-    def _member_noise(self, i: int) -> list[torch.Tensor]:
-        j, s = self.draw_index(i), self.sign(i)
-        out = []
-        for f, e in zip(self.factors, self.eps, strict=True):
-            if f is not None:
-                a, b = f
-                out.append((a[j] @ b[j].T) * (s / math.sqrt(a.shape[-1])))
-            else:
-                out.append(e[j] if s > 0 else -e[j])
-        return out
+    def _expand(self, p: torch.Tensor, noise: Any) -> torch.Tensor:
+        if isinstance(noise, tuple):
+            a, b = noise
+            return (a @ b.T) / math.sqrt(a.shape[-1])
+        return noise
 
-    def _estimate(self, w: torch.Tensor) -> list[torch.Tensor]:
-        out = []
-        for f, e in zip(self.factors, self.eps, strict=True):
-            if f is not None:
-                a, b = f
-                wa = a * w.to(a.dtype).to(a.device)[:, None, None]
-                out.append(torch.einsum("jmr,jnr->mn", wa, b) / math.sqrt(a.shape[-1]))
-            else:
-                out.append(torch.tensordot(w.to(e.dtype).to(e.device), e, dims=1))
-        return out
+    def _accumulate(self, acc: torch.Tensor, p: torch.Tensor, noise: Any, w: float) -> None:
+        if isinstance(noise, tuple):  # acc += w A B^T / sqrt(r), never forming E otherwise
+            a, b = noise
+            acc.addmm_(a, b.T, alpha=w / math.sqrt(a.shape[-1]))
+        else:
+            acc.add_(noise, alpha=w)
 
     @torch.no_grad()
     def evaluate(self, fitness: Callable[[], torch.Tensor], batched: bool = False) -> torch.Tensor:
@@ -128,15 +115,22 @@ class EGGROLL(ESOptimizer):
         dev = self.params[0].device
         idx = torch.tensor([self.draw_index(i) for i in range(self.population)], device=dev)
         signs = torch.tensor([self.sign(i) for i in range(self.population)], device=dev)
+        draws = [self.noise(j) for j in range(self.draws)]  # transient: the vmapped pass
         members: list[torch.Tensor] = []  # per parameter, stacked over members, signs applied
-        for f, e in zip(self.factors, self.eps, strict=True):
-            if f is not None:
-                members += [f[0][idx] * signs[:, None, None].to(f[0].dtype), f[1][idx]]
+        factors = []
+        for k in range(len(self.params)):
+            per = [d[k] for d in draws]
+            if isinstance(per[0], tuple):
+                a, b = torch.stack([x[0] for x in per]), torch.stack([x[1] for x in per])
+                factors.append((a, b))
+                members += [a[idx] * signs[:, None, None].to(a.dtype), b[idx]]
             else:
+                e = torch.stack(per)
+                factors.append(None)
                 members.append(e[idx] * signs.reshape(-1, *[1] * (e.dim() - 1)).to(e.dtype))
         slots = []  # per parameter: where its member tensors start in ``members``
         pos = 0
-        for f in self.factors:
+        for f in factors:
             slots.append(pos)
             pos += 2 if f is not None else 1
         linears = self._linears or []

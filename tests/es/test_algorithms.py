@@ -72,17 +72,21 @@ def test_eggroll_full_rank_matches_full_rank_es_on_a_fixed_seed() -> None:
     egg.attach(model)
     assert egg.can_batch
     egg.ask()
-    for k, (p, eps) in enumerate(zip(egg.params, ref.eps, strict=True)):
-        if p.dim() == 2:
-            m, n = p.shape
-            r = min(m, n)
-            if n <= m:  # A_j = sqrt(r) E_j (m x n), B_j = I_n
-                a, b = eps * math.sqrt(r), torch.eye(n).expand(eps.shape[0], n, n)
-            else:  # A_j = sqrt(r) I_m, B_j = E_j^T (n x m)
-                a, b = math.sqrt(r) * torch.eye(m).expand(eps.shape[0], m, m), eps.transpose(1, 2)
-            egg.factors[k] = (a.contiguous(), b.contiguous())
-        else:
-            egg.eps[k] = eps.clone()
+    built = []
+    for j in range(kw["population"] // 2):
+        row = []
+        for p, eps in zip(egg.params, ref.noise(j), strict=True):
+            if p.dim() == 2:
+                m, n = p.shape
+                r = min(m, n)
+                if n <= m:  # A_j = sqrt(r) E_j (m x n), B_j = I_n
+                    row.append((eps * math.sqrt(r), torch.eye(n)))
+                else:  # A_j = sqrt(r) I_m, B_j = E_j^T (n x m)
+                    row.append((math.sqrt(r) * torch.eye(m), eps.T.contiguous()))
+            else:
+                row.append(eps.clone())
+        built.append(row)
+    egg.noise = lambda j: built[j]  # the factors that reproduce OpenAI-ES's draws
     for i in range(kw["population"]):
         for e_egg, e_ref in zip(egg._member_noise(i), ref._member_noise(i), strict=True):
             torch.testing.assert_close(e_egg, e_ref, rtol=1e-5, atol=1e-6)
