@@ -489,6 +489,16 @@ class OpenAIESConfig:
     #: centered_ranks | none
     shaping: str = "centered_ranks"
     weight_decay: float = 0.0
+    #: sgd | adam: how the ES estimate is applied (Adam: the OpenAI-ES paper's setting)
+    update: str = "sgd"
+    #: Adam's (beta1, beta2) and eps (update=adam only)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    #: divide the rank-shaped estimate by the configured sigma, not the drawn one (step
+    #: independent of sigma when AE moves it; identical while sigma stays at its configured value)
+    decouple: bool = True
+    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
+    search_space: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -43,9 +43,16 @@ class CMAES(Optimizer):
 
     ae_family: ClassVar[str] = "cma"
 
-    def __init__(self, params: Iterable[Any], sigma0: float = 0.5, population: int | None = None,
-                 lr: float = 1.0, max_dim: int = 1000, options: dict[str, Any] | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        params: Iterable[Any],
+        sigma0: float = 0.5,
+        population: int | None = None,
+        lr: float = 1.0,
+        max_dim: int = 1000,
+        options: dict[str, Any] | None = None,
+        seed: int = 0,
+    ) -> None:
         import cma
 
         if not (math.isfinite(sigma0) and sigma0 > 0):
@@ -58,8 +65,11 @@ class CMAES(Optimizer):
                 f"{max_dim} (full covariance is O(n^2) memory, O(n^3) time); use openai_es or "
                 "eggroll"
             )
-        opts: dict[str, Any] = {"seed": derive_seed(seed, "es") % (2**31 - 2) + 1,
-                                "verbose": -9, "CMA_cmean": lr}
+        opts: dict[str, Any] = {
+            "seed": derive_seed(seed, "es") % (2**31 - 2) + 1,
+            "verbose": -9,
+            "CMA_cmean": lr,
+        }
         if population is not None:
             opts["popsize"] = int(population)
         opts.update(options or {})

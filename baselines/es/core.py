@@ -21,8 +21,8 @@ units, the same for every parameter) and ``weight_decay``. A new ``sigma`` takes
 
 Antithetic (mirrored) sampling: members ``2j`` and ``2j+1`` carry ``+E_j`` and ``-E_j`` (the
 negation is exact). Fitness shaping (``shaping``): ``centered_ranks`` (Salimans et al. 2017) maps
-the fitnesses to ranks scaled to [-0.5, 0.5] (tied values share their average rank), which makes the update
-invariant to any increasing transform of the fitness, the loss scale included; ``none`` uses the
+the fitnesses to ranks scaled to [-0.5, 0.5] (tied values share their average rank), which
+makes the update invariant to any increasing transform of the fitness, the loss scale included; ``none`` uses the
 raw fitness. With utilities u_i the fitness-gradient estimate is
 
     g_F = 1 / (N sigma) sum_i u_i E_i           (N = population, E_i the signed perturbation)
@@ -143,8 +143,12 @@ class ESOptimizer(Optimizer):
             raise ValueError(f"optimizer.betas={list(betas)}: two numbers in [0, 1)")
         if not (math.isfinite(eps) and eps > 0):
             raise ValueError(f"optimizer.eps={eps}: must be a positive number")
-        defaults: dict[str, Any] = {"lr": lr, "sigma": sigma, "weight_decay": weight_decay,
-                                    "sigma_ref": sigma}
+        defaults: dict[str, Any] = {
+            "lr": lr,
+            "sigma": sigma,
+            "weight_decay": weight_decay,
+            "sigma_ref": sigma,
+        }
         if update == "adam":
             defaults.update(betas=betas, eps=eps)
         super().__init__(params, defaults)
@@ -218,8 +222,11 @@ class ESOptimizer(Optimizer):
     def _divisors(self) -> list[float]:
         """The sigma the estimate divides by, per parameter (see ``decouple``)."""
         if self.decouple and self.shaping == "centered_ranks":
-            return [float(g.get("sigma_ref", g["sigma"])) for g in self.param_groups
-                    for _ in g["params"]]
+            return [
+                float(g.get("sigma_ref", g["sigma"]))
+                for g in self.param_groups
+                for _ in g["params"]
+            ]
         return self._sigma_drawn
 
     def attach(self, model: torch.nn.Module) -> None:
@@ -252,8 +259,9 @@ class ESOptimizer(Optimizer):
         if self._center is None:
             raise RuntimeError("ES: call ask() before evaluating members")
         with torch.no_grad():
-            for p, c, s, e in zip(self.params, self._center, self._sigma_drawn,
-                                  self._member_noise(i), strict=True):
+            for p, c, s, e in zip(
+                self.params, self._center, self._sigma_drawn, self._member_noise(i), strict=True
+            ):
                 p.copy_(c).add_(e, alpha=s)
         try:
             yield

@@ -12,8 +12,8 @@ r (m + n) numbers instead of m n. Every other parameter (biases, vectors, a poin
 full-rank Gaussian noise, as in OpenAI-ES: on a model without matrices (the Rosenbrock task's
 point) EGGROLL *is* OpenAI-ES. Mirrored pairs (``+E_j``, ``-E_j``), centered ranks and the update
 ``theta <- theta + lr / (N sigma) sum_i u_i E_i`` are those of :mod:`baselines.es.core`; for a
-matrix the sum is formed from the factors, ``sum_j w_j A_j B_j^T / sqrt(r)`` (one rank-r ``addmm`` per
-draw into one accumulator). Factors are regenerated from per-draw seeds
+matrix the sum is formed from the factors, ``sum_j w_j A_j B_j^T / sqrt(r)`` (one rank-r
+``addmm`` per draw into one accumulator). Factors are regenerated from per-draw seeds
 (:meth:`baselines.es.core.ESOptimizer.noise`); only the batched pass stacks them, transiently.
 
 Batched evaluation. When the task's fitness is a pure tensor function of the model
@@ -52,15 +52,39 @@ from baselines.es.core import ESOptimizer
 class EGGROLL(ESOptimizer):
     """Low-rank ES (see the module docstring). ``rank``: r for every matrix parameter."""
 
-    def __init__(self, params: Iterable[Any], lr: float, sigma: float, population: int,
-                 rank: int = 1, antithetic: bool = True, shaping: str = "centered_ranks",
-                 weight_decay: float = 0.0, seed: int = 0, update: str = "sgd",
-                 betas: tuple[float, float] | list[float] = (0.9, 0.999), eps: float = 1e-8,
-                 decouple: bool = True, search_space: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float,
+        sigma: float,
+        population: int,
+        rank: int = 1,
+        antithetic: bool = True,
+        shaping: str = "centered_ranks",
+        weight_decay: float = 0.0,
+        seed: int = 0,
+        update: str = "sgd",
+        betas: tuple[float, float] | list[float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        decouple: bool = True,
+        search_space: dict[str, Any] | None = None,
+    ) -> None:
         if rank < 1:
             raise ValueError(f"optimizer.rank={rank}: must be a positive integer")
-        super().__init__(params, lr, sigma, population, antithetic, shaping, weight_decay, seed,
-                         update, betas, eps, decouple)
+        super().__init__(
+            params,
+            lr,
+            sigma,
+            population,
+            antithetic,
+            shaping,
+            weight_decay,
+            seed,
+            update,
+            betas,
+            eps,
+            decouple,
+        )
         self.rank = int(rank)
         self._linears: list[tuple[nn.Linear, int, int | None]] | None = None
 
@@ -154,8 +178,9 @@ class EGGROLL(ESOptimizer):
         return values.detach().double().reshape(-1).cpu()
 
 
-def _low_rank_forward(weight: torch.Tensor, bias: torch.Tensor | None, a: torch.Tensor,
-                      b: torch.Tensor, scale: float) -> Callable[[torch.Tensor], torch.Tensor]:
+def _low_rank_forward(
+    weight: torch.Tensor, bias: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor, scale: float
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """A Linear forward ``x W^T + bias + scale (x B) A^T`` (one member, inside vmap)."""
 
     def forward(x: torch.Tensor) -> torch.Tensor:

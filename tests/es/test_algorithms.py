@@ -48,8 +48,9 @@ def test_eggroll_perturbation_has_unit_entry_variance_and_rank_r() -> None:
 
 
 def _small_regression() -> tuple[RegressionTask, torch.nn.Module, tuple]:
-    task = RegressionTask(seed=0, batch_size=16, in_dim=6, out_dim=3, hidden=(5, 7), n_train=64,
-                          n_val=16)
+    task = RegressionTask(
+        seed=0, batch_size=16, in_dim=6, out_dim=3, hidden=(5, 7), n_train=64, n_val=16
+    )
     torch.manual_seed(0)
     model = task.build_model()
     batch = next(task.train_batches())

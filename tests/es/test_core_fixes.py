@@ -105,6 +105,7 @@ def test_adam_es_reduces_rosenbrock() -> None:
 def test_decoupled_step_does_not_scale_with_sigma() -> None:
     """Centered ranks: the step is lr's alone once sigma moves (decouple=true); the literal
     estimate (decouple=false) shrinks as 1 / sigma. At the configured sigma they agree."""
+
     def step_norm(decouple: bool, sigma_now: float) -> float:
         w = torch.nn.Parameter(torch.zeros(200))
         o = OpenAIES([w], lr=0.1, sigma=0.1, population=16, seed=0, decouple=decouple)
@@ -121,5 +122,6 @@ def test_decoupled_step_does_not_scale_with_sigma() -> None:
 
 def test_bad_update_is_one_line() -> None:
     with pytest.raises(ValueError, match="optimizer.update=rmsprop"):
-        OpenAIES([torch.nn.Parameter(torch.zeros(2))], lr=0.1, sigma=0.1, population=4,
-                 update="rmsprop")
+        OpenAIES(
+            [torch.nn.Parameter(torch.zeros(2))], lr=0.1, sigma=0.1, population=4, update="rmsprop"
+        )
