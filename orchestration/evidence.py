@@ -262,7 +262,7 @@ def _arm_prefix(overrides: list[str], base: dict[str, str | None]) -> str:
         key, _, value = o.partition("=")
         if key in choices:
             choices[key] = value
-    ae = "ae" if choices.get("ae") == "on" else "noae"
+    ae = "noae" if choices.get("ae") in (None, "off") else "ae"  # on, canonical, meta: AE
     ablation = choices.get("ablation") or "none"
     parts = [choices.get("task"), choices.get("optimizer"), choices.get("schedule"), ae]
     parts += [ablation, f"swarm-{choices.get('swarm')}", choices.get("scale")]
