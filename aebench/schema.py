@@ -525,6 +525,12 @@ class CMAESConfig:
     max_dim: int = 1000
     #: further pycma options (cma.CMAOptions), e.g. {tolfun: 1e-12}
     options: dict[str, Any] = field(default_factory=dict)
+    #: IPOP restarts allowed once pycma's termination criteria fire (0: freeze instead)
+    restarts: int = 0
+    #: population factor per restart
+    incpopsize: float = 2.0
+    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
+    search_space: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- schedule

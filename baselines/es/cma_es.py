@@ -5,12 +5,20 @@ All parameters are flattened into one vector x (float64 for pycma); ``cma.CMAEvo
 x0, sigma0, options)`` starts at the model's initial parameters. Each generation asks pycma for
 ``popsize`` candidates, evaluates them in a loop (written into the model in place, the mean
 restored afterwards), tells pycma the *losses* (minus the fitnesses: pycma minimises), and the
-step loads pycma's new mean into the model, so the harness evaluates the distribution mean. The
+step loads pycma's ``result.xfavorite`` into the model: the *phenotype* of the distribution mean
+(``es.mean`` is pycma's internal genotype, which differs whenever options transform the space:
+``bounds`` repair it into the box, ``fixed_variables`` drop coordinates from it), so the harness
+evaluates the mean as pycma reports it.
+
+IPOP restarts (``restarts`` > 0; Auger and Hansen 2005): when pycma's termination criteria fire,
+a new strategy starts from the initial point x0 with ``sigma0`` and the population multiplied by
+``incpopsize`` (pycma's ``fmin`` does the same with an array x0), up to ``restarts`` times; the
+model then holds the new strategy's mean (the record's ``best`` metric keeps the best seen). The
 param group's ``sigma`` mirrors pycma's current step size after each tell (logged in the curves);
 ``lr`` is pycma's ``CMA_cmean`` (learning rate of the mean, 1 by default), read once at the start.
 
-When pycma's own termination criteria fire (``tolfun``, ``tolx``, ``tolstagnation``, ...), the
-strategy freezes: later generations ask nothing, count no evaluations and keep the mean; the
+When pycma's own termination criteria fire (``tolfun``, ``tolx``, ``tolstagnation``, ...) and no
+restart is left, the strategy freezes: later generations ask nothing, count no evaluations and keep the mean; the
 reasons are in :attr:`CMAES.stopped`. Full covariance costs O(n^2) memory and O(n^3) per
 eigendecomposition, so CMA-ES refuses models above ``max_dim`` parameters. pycma draws from
 numpy's global generator, which it seeds from the ``es`` stream of the run seed (no other part of
@@ -38,7 +46,8 @@ class CMAES(Optimizer):
     Args: ``sigma0`` initial step size (absolute, parameter units); ``population`` pycma's
     ``popsize`` (None: its default 4 + floor(3 ln n)); ``lr`` pycma's ``CMA_cmean``; ``max_dim``
     the largest parameter count accepted; ``options`` further pycma options (``cma.CMAOptions``);
-    ``seed`` the run seed.
+    ``seed`` the run seed; ``restarts`` the IPOP restarts allowed, ``incpopsize`` the population
+    factor per restart; ``search_space`` the YAML's tuning declaration (not used here).
     """
 
     ae_family: ClassVar[str] = "cma"
@@ -52,6 +61,9 @@ class CMAES(Optimizer):
         max_dim: int = 1000,
         options: dict[str, Any] | None = None,
         seed: int = 0,
+        restarts: int = 0,
+        incpopsize: float = 2.0,
+        search_space: dict[str, Any] | None = None,
     ) -> None:
         import cma
 
@@ -73,6 +85,12 @@ class CMAES(Optimizer):
         if population is not None:
             opts["popsize"] = int(population)
         opts.update(options or {})
+        if restarts < 0:
+            raise ValueError(f"optimizer.restarts={restarts}: must be >= 0")
+        if not incpopsize >= 1:
+            raise ValueError(f"optimizer.incpopsize={incpopsize}: must be >= 1")
+        self._x0, self._sigma0, self._opts = x0, sigma0, opts
+        self.restarts_left, self.incpopsize, self.restarts_done = int(restarts), incpopsize, 0
         self.es = cma.CMAEvolutionStrategy(x0, sigma0, opts)
         self.population = int(self.es.popsize)
         self.evaluations = 0
@@ -87,13 +105,29 @@ class CMAES(Optimizer):
     def attach(self, model: torch.nn.Module) -> None:
         """Nothing to look at (interface of :class:`baselines.es.core.ESOptimizer`)."""
 
+    @property
+    def mean(self) -> np.ndarray:
+        """pycma's ``xfavorite``: the distribution mean in phenotype space (bounds repaired,
+        fixed variables inserted), full length."""
+        return np.asarray(self.es.result.xfavorite, dtype=np.float64)
+
     def _load(self, x: np.ndarray) -> None:
         p0 = self.params[0]
         vector_to_parameters(torch.as_tensor(x, dtype=p0.dtype, device=p0.device), self.params)
 
     def ask(self) -> int:
-        """pycma's candidates for this generation (none once it has stopped)."""
+        """pycma's candidates for this generation (none once it has stopped for good)."""
         self.stopped = dict(self.es.stop())
+        if self.stopped and self.restarts_left > 0:
+            import cma
+
+            self.restarts_left -= 1
+            self.restarts_done += 1
+            opts = dict(self._opts, popsize=int(round(self.population * self.incpopsize)))
+            opts["seed"] = int(opts["seed"]) + self.restarts_done
+            self.es = cma.CMAEvolutionStrategy(self._x0, self._sigma0, opts)
+            self.population = int(self.es.popsize)
+            self.stopped = {}
         self._solutions = [] if self.stopped else list(self.es.ask())
         return len(self._solutions)
 
@@ -106,7 +140,7 @@ class CMAES(Optimizer):
                 self._load(x)
                 values.append(float(fitness()))
         finally:
-            self._load(self.es.mean)
+            self._load(self.mean)
         self.evaluations += len(values)
         return torch.tensor(values, dtype=torch.float64)
 
@@ -121,10 +155,10 @@ class CMAES(Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        """Load pycma's mean into the parameters (the closure runs first)."""
+        """Load the phenotype of pycma's mean into the parameters (the closure runs first)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        self._load(self.es.mean)
+        self._load(self.mean)
         return loss

@@ -22,7 +22,8 @@ units, the same for every parameter) and ``weight_decay``. A new ``sigma`` takes
 Antithetic (mirrored) sampling: members ``2j`` and ``2j+1`` carry ``+E_j`` and ``-E_j`` (the
 negation is exact). Fitness shaping (``shaping``): ``centered_ranks`` (Salimans et al. 2017) maps
 the fitnesses to ranks scaled to [-0.5, 0.5] (tied values share their average rank), which
-makes the update invariant to any increasing transform of the fitness, the loss scale included; ``none`` uses the
+makes the update invariant to any increasing transform of the fitness, the loss scale included;
+``none`` uses the
 raw fitness. With utilities u_i the fitness-gradient estimate is
 
     g_F = 1 / (N sigma) sum_i u_i E_i           (N = population, E_i the signed perturbation)
