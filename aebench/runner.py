@@ -285,6 +285,9 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
             trainer.fit(module, train_dataloaders=data)
         recorder.finish()
         record.status = recorder.status
+        for cb in callbacks:  # AE: gauge set points, mean guard and budget multipliers
+            if callable(getattr(cb, "summary", None)):
+                record.extra["ae"] = cb.summary()
         record.auc = recorder.auc()
         if cfg.swarm.enabled:
             record.population = recorder.population()

@@ -72,9 +72,12 @@ class AEController(L.Callback):
         key = id(opt)
         ctl = self.controls.get(key)
         if ctl is None:
-            ctl = AEControl(opt, self.cfg, seed=self.seed,
-                            model_coefficients=self._model_coefficients(pl_module)
-                            if not self._order else ())
+            ctl = AEControl(
+                opt,
+                self.cfg,
+                seed=self.seed,
+                model_coefficients=self._model_coefficients(pl_module) if not self._order else (),
+            )
             self.controls[key] = ctl
             self._order.append(key)
             self._handles.append(opt.register_step_post_hook(lambda *_a, c=ctl: c.after_step()))
@@ -86,8 +89,9 @@ class AEController(L.Callback):
         idx = self._order.index(key)
         return ctl, "" if idx == 0 else f"/opt{idx}"
 
-    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                                 optimizer: torch.optim.Optimizer) -> None:
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
         if not self.cfg.enabled:
             return
         loss = getattr(pl_module, "last_loss", None)
@@ -101,8 +105,21 @@ class AEController(L.Callback):
         step = int(trainer.global_step)
         curves = getattr(pl_module, "curves", None)
         if curves is not None and step % self.cfg.log_every == 0:
-            curves.log(step, **{k + sfx: v for k, v in row.items()
-                                if k.split("/")[0] in SIGNAL_COLUMNS})
+            curves.log(
+                step, **{k + sfx: v for k, v in row.items() if k.split("/")[0] in SIGNAL_COLUMNS}
+            )
+
+    def summary(self) -> dict[str, Any]:
+        """``extra.ae`` of the record: the first optimizer's :meth:`AEControl.summary`, later
+        optimizers under ``opt1``, ``opt2``, ... (empty before the first step)."""
+        out: dict[str, Any] = {}
+        for i, key in enumerate(self._order):
+            s = self.controls[key].summary()
+            if i == 0:
+                out.update(s)
+            else:
+                out[f"opt{i}"] = s
+        return out
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         for handle in self._handles:

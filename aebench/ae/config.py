@@ -48,8 +48,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: coefficient kinds AE can evolve, in the order of the vector ``a`` (and of zeta in AE-7)
-KINDS: tuple[str, ...] = ("alpha", "beta1", "beta2", "eps", "weight_decay", "sigma",
-                          "gate", "dropout", "l1", "es_sigma")
+KINDS: tuple[str, ...] = (
+    "alpha",
+    "beta1",
+    "beta2",
+    "eps",
+    "weight_decay",
+    "sigma",
+    "gate",
+    "dropout",
+    "l1",
+    "es_sigma",
+)
 #: the kinds a task's model exposes (:meth:`aebench.task.Task.coefficients`), not an optimizer
 MODEL_KINDS: tuple[str, ...] = ("gate", "dropout", "l1")
 
@@ -108,6 +118,9 @@ class CoefConfig:
     relative: bool = True
     prior: float | None = None
     m: float = 1.0
+    #: adapt a coefficient configured at its "off" value (momentum 0, weight decay 0); by
+    #: default such a coefficient stays off (plain SGD stays plain SGD)
+    adapt_at_off: bool = False
 
 
 def _alpha() -> CoefConfig:
@@ -297,11 +310,19 @@ class CouplingConfig:
 
     Only the entries the theory motivates are exposed: ``alpha_from_beta1`` = C[alpha, beta1]
     (negative: a longer momentum horizon pulls the step size down, keeping alpha/(1-beta) near its
-    prior) and ``beta1_from_alpha`` = C[beta1, alpha].
+    prior) and ``beta1_from_alpha`` = C[beta1, alpha] (negative: a larger step shortens the
+    momentum horizon). Both negative give the theory's coupling curve (best regions with log alpha
+    and log 1/(1-beta) negatively correlated), and act both ways by default.
+
+    Stability: the linear part of the (alpha, beta1) drive is ``(C - Gamma) zeta``; with the
+    defaults (leaks 0.5 and 1.0) ``C - Gamma = [[-0.5, -0.5], [-0.5, -1.0]]``, trace -1.5,
+    determinant 0.25, eigenvalues -0.19 and -1.31: both negative, so the coupled pair relaxes to
+    the prior (checked in ``tests/ae/test_coupling.py``). In general it is stable while
+    ``leak_a leak_b > C_ab C_ba``.
     """
 
     alpha_from_beta1: float = -0.5
-    beta1_from_alpha: float = 0.0
+    beta1_from_alpha: float = -0.5
 
 
 @dataclass
@@ -321,18 +342,22 @@ class GaugeConfig:
     (which grows like 1/sqrt(l) under Adam) cut lr 40x, val 0.0165; regulating the literal
     gamma (||P g|| falls as Adam's v lags with beta2 = 0.999) raised lr 10x and overfit, val
     0.0158. ``none`` is also accepted explicitly.
-    ``target``: ``calibrate`` sets x* to the geometric mean of x over the first ``warmup`` steps
-    (the user's tuned step defines the set point; restores x after a scale change during the
-    run), ``absolute`` uses ``gamma_star`` (restores x against a scale present from step 0; in
-    the units of ``signal``). ``form``: ``log`` (default, above) or ``literal``
-    ((x* - x)/x*, the theory's form; both agree to first order).
+    ``target``: ``calibrate`` sets x* to the geometric mean of x over ``warmup`` steps after
+    ``delay`` steps (the user's tuned step defines the set point; restores x after a scale change
+    during the run), ``absolute`` uses ``gamma_star`` (restores x against a scale present from
+    step 0; in the units of ``signal`` at the configured lr: the value a run records in
+    ``extra.ae.gauge_set_point``). The set point follows the schedule's factor and any swarm/PBT
+    shift of the base lr; the mechanism is :mod:`aebench.ae.gauge`. ``form``: ``log`` (default,
+    above) or ``literal`` ((x* - x)/x*, the theory's form; both agree to first order).
     """
 
     eta_gamma: float = 0.02
     signal: str = "auto"
     target: str = "calibrate"
     gamma_star: float = 0.0
-    warmup: int = 20
+    #: calibration window (steps) and the delay before it (steps): :mod:`aebench.ae.gauge`
+    warmup: int = 100
+    delay: int = 100
     form: str = "log"
     soft_clip: float = 3.0
 
@@ -455,9 +480,7 @@ def _from_mapping(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
         if key not in names:
             if cls is LawsConfig:
                 check_law_names([key])
-            raise ValueError(
-                f"{prefix}.{key}: unknown key; allowed: {', '.join(sorted(names))}"
-            )
+            raise ValueError(f"{prefix}.{key}: unknown key; allowed: {', '.join(sorted(names))}")
         default = getattr(cls(), key)
         if dataclasses.is_dataclass(default) and isinstance(value, Mapping):
             kwargs[key] = _from_mapping(type(default), value, f"{prefix}.{key}")
@@ -569,6 +592,8 @@ def validate(cfg: Any) -> AEConfig:
         _positive("ae.gauge.gamma_star", g.gamma_star)
     if not (isinstance(g.warmup, int) and g.warmup >= 1):
         _fail("ae.gauge.warmup", g.warmup, "must be an integer >= 1")
+    if not (isinstance(g.delay, int) and g.delay >= 0):
+        _fail("ae.gauge.delay", g.delay, "must be an integer >= 0 (steps before the window)")
     if g.form not in ("log", "literal"):
         _fail("ae.gauge.form", g.form, "allowed: log, literal")
     _positive("ae.gauge.soft_clip", g.soft_clip)

@@ -54,11 +54,28 @@ from aebench.ae import laws as L
 from aebench.ae.bindings import Binding, ModelCoefficient, add_parameter_noise, binding_for
 from aebench.ae.charts import CHART, chart_bounds, from_chart, has_off_floor, to_chart
 from aebench.ae.config import MODEL_KINDS, AEConfig, CoefConfig, law_names, validate
+from aebench.ae.gauge import GaugeState, measure, reference_lr, update_set_point, usable
 from aebench.ae.signals import SignalState, ema, finite, grad_stats
+
+#: kinds whose value 0 means "off": not adapted when configured at 0 (``adapt_at_off`` overrides)
+OFF_AT_ZERO: tuple[str, ...] = ("beta1", "weight_decay")
 
 #: the signal columns the controller logs per param group (suffix ``/pgN`` for N >= 1)
 SIGNAL_COLUMNS: tuple[str, ...] = (
-    "T", "V", "R", "rho", "S", "gamma", "budget_lambda", "energy", "sigma", "shrink", "guard",
+    "T",
+    "V",
+    "R",
+    "rho",
+    "S",
+    "gamma",
+    "gamma_star",
+    "budget_lambda",
+    "budget_scale",
+    "energy",
+    "sigma",
+    "shrink",
+    "guard",
+    "coupling_alpha",
 )
 
 
@@ -77,12 +94,16 @@ class GroupState:
     guard: float = 1.0
     energy: float | None = None
     rise: float = 0.0
-    gamma: float = float("nan")  # alpha_t ||P g_t|| before this step's update (the gauge input)
     pnorm: float = float("nan")  # ||P g_t||
-    gauge_in: float = float("nan")  # the gauge's regulated signal (gamma or q) before the update
-    gamma_star: float | None = None
-    gauge_logsum: float = 0.0
-    gauge_n: int = 0
+    gauge: GaugeState = field(default_factory=GaugeState)
+    #: the AE-6 multiplier 1/sqrt(1 + lambda) of the latest update, and running sums of it and
+    #: of the AE-10 guard over updates (their means go to the record: knock-outs that differ
+    #: there are confounded through AE-6/AE-10)
+    budget_mult: float = 1.0
+    guard_sum: float = 0.0
+    budget_sum: float = 0.0
+    n_updates: int = 0
+    coupling_alpha: float = 0.0  # (C zeta)_alpha of the latest update
     sigma: float = 0.0
     shrink: float = 0.0
     skips: int = 0
@@ -94,6 +115,16 @@ class GroupState:
     keys: list[str] = field(default_factory=list)
     #: the model coefficients of this group by key (group 0 only)
     model: dict[str, ModelCoefficient] = field(default_factory=dict)
+
+    @property
+    def gamma(self) -> float:
+        """alpha_t ||P g_t|| with the lr in effect, before this step's update."""
+        return self.gauge.gamma
+
+    @property
+    def gamma_star(self) -> float | None:
+        """The gauge's set point (units of the configured lr), None until calibrated."""
+        return self.gauge.set_point
 
 
 class AEControl:
@@ -108,8 +139,13 @@ class AEControl:
             ``a``: one state, one budget and one energy with its optimizer coefficients.
     """
 
-    def __init__(self, optimizer: Optimizer, cfg: Any = None, seed: int = 0,
-                 model_coefficients: Sequence[ModelCoefficient] = ()) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        cfg: Any = None,
+        seed: int = 0,
+        model_coefficients: Sequence[ModelCoefficient] = (),
+    ) -> None:
         self.cfg: AEConfig = validate(cfg)
         self.optimizer: Optimizer = getattr(optimizer, "optimizer", optimizer)
         self.binding: Binding = binding_for(self.optimizer)
@@ -131,8 +167,10 @@ class AEControl:
         seen: set[str] = set(self.binding.kinds)
         for mc in self.model_coefficients:
             if mc.kind not in MODEL_KINDS:
-                raise ValueError(f"model coefficient {mc.column}: kind={mc.kind!r}; allowed: "
-                                 + ", ".join(MODEL_KINDS))
+                raise ValueError(
+                    f"model coefficient {mc.column}: kind={mc.kind!r}; allowed: "
+                    + ", ".join(MODEL_KINDS)
+                )
             if mc.column in seen:
                 raise ValueError(f"model coefficient column={mc.column!r}: used twice")
             if not (math.isfinite(mc.share) and mc.share > 0):
@@ -145,16 +183,22 @@ class AEControl:
         cfg = self.cfg
         kinds = [k for k in self.binding.kinds if getattr(cfg.coefs, k).adapt]
         base: dict[str, float] = {}
-        for k in kinds:
+        for k in list(kinds):
             base[k] = cfg.noise.sigma_init if k == "sigma" else self.binding.read(group, k)
+            if k in OFF_AT_ZERO and base[k] == 0.0 and not getattr(cfg.coefs, k).adapt_at_off:
+                kinds.remove(k)  # configured off (plain SGD, no weight decay): stays off
+                del base[k]
             c: CoefConfig = getattr(cfg.coefs, k)
             if c.relative and not (base[k] > 0 and math.isfinite(base[k])):
                 raise ValueError(
                     f"ae.coefs.{k}.relative=true: param group {index} has {k}={base[k]!r}; "
                     "relative bounds need a finite value > 0"
                 )
-        if (cfg.rho_buffer == "momentum" and self.binding.family == "sgd"
-                and float(group["momentum"]) == 0.0):
+        if (
+            cfg.rho_buffer == "momentum"
+            and self.binding.family == "sgd"
+            and float(group["momentum"]) == 0.0
+        ):
             raise ValueError(
                 f"ae.rho_buffer='momentum': param group {index} has momentum=0 (no buffer); "
                 "use copy"
@@ -185,7 +229,9 @@ class AEControl:
         params = L.params_from_config(cfg, kinds)
         if model:
             params.m = params.m * torch.tensor(shares, dtype=params.m.dtype)
+        alpha0 = self.binding.read(group, "alpha") if "alpha" in self.binding.kinds else 0.0
         return GroupState(
+            gauge=GaugeState(ref_alpha=reference_lr(group, alpha0)),
             kinds=kinds,
             params=params,
             base=base,
@@ -233,8 +279,10 @@ class AEControl:
             return dict(self._last_row)
         pairs = list(zip(self.optimizer.param_groups, self.groups, strict=True))
         stats = [self._measure(g, gs) for g, gs in pairs]
-        ok = finite(loss_f) and (reward_f is None or finite(reward_f)) and all(
-            s is None or finite(*s) for s in stats
+        ok = (
+            finite(loss_f)
+            and (reward_f is None or finite(reward_f))
+            and all(s is None or finite(*s) for s in stats)
         )
         out: dict[str, float] = {}
         if not ok:
@@ -267,8 +315,12 @@ class AEControl:
             if gs.sigma > 0.0:
                 ps = [p for p in group["params"] if p.grad is not None]
                 if ps:
-                    add_parameter_noise(ps, gs.sigma * scale, self.cfg.noise.rms_floor,
-                                        self._generator(ps[0].device))
+                    add_parameter_noise(
+                        ps,
+                        gs.sigma * scale,
+                        self.cfg.noise.rms_floor,
+                        self._generator(ps[0].device),
+                    )
 
     # ------------------------------------------------------------------ internals
     def _grads(self, group: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -323,24 +375,10 @@ class AEControl:
         if psq > 0.0:
             gs.grad.update_grad(gsq, dot, psq, cfg.signals, cfg.every)
         kinds = gs.kinds
-        # gamma_t = alpha_t ||P g_t|| with the alpha currently in effect (logged), and the gauge's
-        # regulated signal: gamma itself or the relative step q = alpha <g, P g> / LP(|l|)
-        alpha_now = self.binding.read(group, "alpha")
-        gs.pnorm = math.sqrt(pre_sq)
-        gs.gamma = alpha_now * gs.pnorm
-        if self.gauge_signal == "none":
-            gs.gauge_in = float("nan")  # the gauge idles (never calibrated, never acts)
-        elif self.gauge_signal == "step":
-            gs.gauge_in = gs.gamma
-        else:
-            level = self.loss.level
-            gs.gauge_in = alpha_now * gpg / level if level > 0 else float("nan")
-        self._calibrate(gs)
-        if not self.active or not kinds or self.loss.n_loss <= cfg.signals.warmup:
-            return
-        # base values (schedule-aware) and chart coordinates
-        current: dict[str, float] = {}
         keyed = list(zip(gs.keys, kinds, strict=True))
+        # base values (schedule-aware): a value someone else wrote since AE's last write is the
+        # new base (LambdaLR resetting lr, a swarm shift), else the kept base
+        current: dict[str, float] = {}
         for key, k in keyed:
             if k == "sigma":
                 continue
@@ -348,6 +386,20 @@ class AEControl:
             current[key] = cur
             if gs.written[key] is None or cur != gs.written[key]:
                 gs.base[key] = cur
+        # AE-8 input with the lr in effect (base and AE's current offset), before any write
+        gs.pnorm = math.sqrt(pre_sq)
+        alpha_eff, alpha_base = self._alpha_in_effect(group, gs)
+        measure(
+            gs.gauge,
+            self.gauge_signal if cfg.laws.gauge else "none",
+            alpha_eff,
+            gs.pnorm,
+            gpg,
+            self.loss.level,
+        )
+        update_set_point(gs.gauge, cfg.gauge, alpha_base, cfg.every)
+        if not self.active or not kinds or self.loss.n_loss <= cfg.signals.warmup:
+            return
         z_l, zbar_l, lo_l, hi_l, zb_l = [], [], [], [], []
         for j, (key, k) in enumerate(keyed):
             c: CoefConfig = getattr(cfg.coefs, k)
@@ -361,23 +413,44 @@ class AEControl:
         dt = torch.float64
         z, zbar, lo_t, hi_t = (torch.tensor(x, dtype=dt) for x in (z_l, zbar_l, lo_l, hi_l))
         sig = L.Signals(
-            T=self.loss.T, V=self.loss.V, R=self.loss.R, rho=gs.grad.rho, S=gs.grad.S,
-            gamma=gs.gauge_in if (gs.gauge_in > 0 and math.isfinite(gs.gauge_in)) else None,
-            gamma_star=gs.gamma_star,
+            T=self.loss.T,
+            V=self.loss.V,
+            R=self.loss.R,
+            rho=gs.grad.rho,
+            S=gs.grad.S,
+            gamma=usable(gs.gauge.x),
+            gamma_star=usable(gs.gauge.target),
         )
-        res = L.coefficient_step(z, zbar, lo_t, hi_t, sig, gs.lam, gs.guard, gs.params, cfg.laws,
-                                 cfg, dt=float(cfg.every))
+        res = L.coefficient_step(
+            z,
+            zbar,
+            lo_t,
+            hi_t,
+            sig,
+            gs.lam,
+            gs.guard,
+            gs.params,
+            cfg.laws,
+            cfg,
+            dt=float(cfg.every),
+        )
         z_new = res.z.tolist()
+        gs.budget_mult = 1.0 / math.sqrt(1.0 + gs.lam) if cfg.laws.budget else 1.0
+        gs.budget_sum += gs.budget_mult
         gs.lam = float(res.lam)
         gs.shrink = float(res.shrink)
+        gs.coupling_alpha = float(res.coupling[kinds.index("alpha")]) if "alpha" in kinds else 0.0
         if gs.shrink > 0.5:
             gs.shrinks += 1
         for j, (key, k) in enumerate(keyed):
             c = getattr(cfg.coefs, k)
             gs.delta[j] = z_new[j] - zb_l[j]
             if k == "sigma":
-                gs.sigma = gs.base[key] if gs.delta[j] == 0.0 else self._inside(
-                    k, c, gs.base[key], from_chart(k, z_new[j], c.lo))
+                gs.sigma = (
+                    gs.base[key]
+                    if gs.delta[j] == 0.0
+                    else self._inside(k, c, gs.base[key], from_chart(k, z_new[j], c.lo))
+                )
                 continue
             if gs.delta[j] == 0.0 and gs.written[key] is None:
                 continue
@@ -391,11 +464,15 @@ class AEControl:
         # AE-10: energy (always logged) and guard (only with the lyapunov law on)
         psi = 0.0
         if cfg.laws.barrier:
-            psi = float(L.barrier_potential(res.z, lo_t, hi_t, cfg.barrier.mu, cfg.barrier.width,
-                                            gs.params.lower))
+            psi = float(
+                L.barrier_potential(
+                    res.z, lo_t, hi_t, cfg.barrier.mu, cfg.barrier.width, gs.params.lower
+                )
+            )
         level_rel = self.loss.level / (self.level0 or 1.0)
-        energy = float(L.lyapunov_energy(level_rel, res.z, zbar, gs.params.m,
-                                         cfg.lyapunov.weight, psi))
+        energy = float(
+            L.lyapunov_energy(level_rel, res.z, zbar, gs.params.m, cfg.lyapunov.weight, psi)
+        )
         k = cfg.every
         if gs.energy is not None and math.isfinite(energy):
             # per-step increment, windowed in updates (k steps each)
@@ -403,9 +480,27 @@ class AEControl:
         gs.energy = energy
         if cfg.laws.lyapunov:
             lp = cfg.lyapunov
-            gs.guard, fired = L.guard_step(gs.guard, gs.rise, lp.tol, lp.shrink**k,
-                                           lp.recover**k, lp.g_min)
+            gs.guard, fired = L.guard_step(
+                gs.guard, gs.rise, lp.tol, lp.shrink**k, lp.recover**k, lp.g_min
+            )
             gs.guards += int(fired)
+        gs.guard_sum += gs.guard
+        gs.n_updates += 1
+
+    def _alpha_in_effect(self, group: dict, gs: GroupState) -> tuple[float, float]:
+        """``(alpha in effect, its base)``: the lr the coming step applies if AE writes nothing
+        new (the base with AE's current offset) and the base (the schedule's lr)."""
+        if "alpha" not in gs.keys:
+            a = self.binding.read(group, "alpha") if "alpha" in self.binding.kinds else 0.0
+            return a, a
+        j = gs.keys.index("alpha")
+        base = gs.base["alpha"]
+        if gs.delta[j] == 0.0:
+            return base, base
+        c: CoefConfig = self.cfg.coefs.alpha
+        lo, hi = chart_bounds("alpha", c.lo, c.hi, c.relative, base)
+        z = min(max(to_chart("alpha", base, c.lo) + gs.delta[j], lo), hi)
+        return self._inside("alpha", c, base, from_chart("alpha", z, c.lo)), base
 
     @staticmethod
     def _inside(kind: str, c: CoefConfig, base: float, value: float) -> float:
@@ -427,25 +522,24 @@ class AEControl:
         else:
             self.binding.write(group, key, value)
 
-    def _calibrate(self, gs: GroupState) -> None:
-        g = self.cfg.gauge
-        if g.target == "absolute":
-            gs.gamma_star = g.gamma_star
-            return
-        if gs.gamma_star is None and gs.gauge_in > 0 and math.isfinite(gs.gauge_in):
-            gs.gauge_logsum += math.log(gs.gauge_in)
-            gs.gauge_n += 1
-            if gs.gauge_n >= max(1, math.ceil(g.warmup / self.cfg.every)):
-                gs.gamma_star = math.exp(gs.gauge_logsum / gs.gauge_n)
-
     def _row(self, group: dict, gs: GroupState, sfx: str) -> dict[str, float]:
-        # gamma as logged: the step actually taken, the (possibly new) alpha times ||P g||
-        gamma = self.binding.read(group, "alpha") * gs.pnorm
+        # gamma as logged: the lr in effect before this update times ||P g|| (what the gauge
+        # saw: an open loop would show here), and the target the gauge held it to
         row = {
-            "T": self.loss.T, "V": self.loss.V, "R": self.loss.R, "rho": gs.grad.rho,
-            "S": gs.grad.S, "gamma": gamma, "budget_lambda": gs.lam,
-            "energy": float("nan") if gs.energy is None else gs.energy, "sigma": gs.sigma,
-            "shrink": gs.shrink, "guard": gs.guard,
+            "T": self.loss.T,
+            "V": self.loss.V,
+            "R": self.loss.R,
+            "rho": gs.grad.rho,
+            "S": gs.grad.S,
+            "gamma": gs.gauge.gamma,
+            "gamma_star": gs.gauge.target,
+            "budget_lambda": gs.lam,
+            "budget_scale": gs.budget_mult,
+            "coupling_alpha": gs.coupling_alpha,
+            "energy": float("nan") if gs.energy is None else gs.energy,
+            "sigma": gs.sigma,
+            "shrink": gs.shrink,
+            "guard": gs.guard,
         }
         for key, k in zip(gs.keys, gs.kinds, strict=True):
             if k != "sigma":
@@ -458,19 +552,66 @@ class AEControl:
         """The current coefficient values of group ``index`` by kind (sigma included; model
         coefficients by their column)."""
         group, gs = self.optimizer.param_groups[index], self.groups[index]
-        out = {key: self._read(group, gs, key)
-               for key, k in zip(gs.keys, gs.kinds, strict=True) if k != "sigma"}
+        out = {
+            key: self._read(group, gs, key)
+            for key, k in zip(gs.keys, gs.kinds, strict=True)
+            if k != "sigma"
+        }
         out["sigma"] = gs.sigma
         return out
 
+    def summary(self) -> dict[str, Any]:
+        """Per-run AE facts for the record (``extra.ae``), one list entry per param group:
+        ``gauge_set_point`` (x* in units of the configured lr; None where never calibrated;
+        reusable as ``ae.gauge.target=absolute ae.gauge.gamma_star=<value>``),
+        ``gauge_signal``, ``guard_mean`` (mean AE-10 guard factor over updates) and
+        ``budget_mult_mean`` (mean AE-6 multiplier 1/sqrt(1 + lambda)). Two knock-out arms whose
+        guard or budget means differ by more than 2x are confounded through AE-10/AE-6."""
+
+        def mean(total: float, n: int) -> float | None:
+            return total / n if n else None
+
+        return {
+            "gauge_signal": self.gauge_signal,
+            "gauge_set_point": [gs.gauge.set_point for gs in self.groups],
+            "guard_mean": [mean(gs.guard_sum, gs.n_updates) for gs in self.groups],
+            "budget_mult_mean": [mean(gs.budget_sum, gs.n_updates) for gs in self.groups],
+            "guard_events": [gs.guards for gs in self.groups],
+            "shrink_events": [gs.shrinks for gs in self.groups],
+            "skips": self.skips,
+        }
+
     def state_dict(self) -> dict[str, Any]:
         """Controller state for checkpoints (gradient copies excluded: rebuilt after one step)."""
-        keep = ("base", "written", "delta", "lam", "guard", "energy", "rise", "gamma_star",
-                "gauge_logsum", "gauge_n", "sigma", "skips", "shrinks", "guards")
+        keep = (
+            "base",
+            "written",
+            "delta",
+            "lam",
+            "guard",
+            "energy",
+            "rise",
+            "sigma",
+            "skips",
+            "shrinks",
+            "guards",
+            "budget_mult",
+            "guard_sum",
+            "budget_sum",
+            "n_updates",
+            "coupling_alpha",
+        )
         return {
-            "t": self.t, "skips": self.skips, "level0": self.level0, "loss": vars(self.loss).copy(),
+            "t": self.t,
+            "skips": self.skips,
+            "level0": self.level0,
+            "loss": vars(self.loss).copy(),
             "groups": [
-                {**{k: getattr(gs, k) for k in keep}, "grad": vars(gs.grad).copy()}
+                {
+                    **{k: getattr(gs, k) for k in keep},
+                    "grad": vars(gs.grad).copy(),
+                    "gauge": vars(gs.gauge).copy(),
+                }
                 for gs in self.groups
             ],
             "generators": {k: g.get_state() for k, g in self._generators.items()},
@@ -483,6 +624,8 @@ class AEControl:
             for k, v in saved.items():
                 if k == "grad":
                     gs.grad = SignalState(**v)
+                elif k == "gauge":
+                    gs.gauge = GaugeState(**v)
                 else:
                     setattr(gs, k, v)
         for key, gstate in state.get("generators", {}).items():

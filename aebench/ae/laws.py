@@ -76,7 +76,11 @@ def leak_term(z: torch.Tensor, zbar: torch.Tensor, gamma: torch.Tensor) -> torch
 
 
 def barrier_force(
-    z: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, mu: float, width: float,
+    z: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    mu: float,
+    width: float,
     lower: torch.Tensor,
 ) -> torch.Tensor:
     """AE-2 barrier of Omega: ``-dpsi/dz = mu (exp(-x/w) - exp(-(1-x)/w))``, x = (z-lo)/(hi-lo).
@@ -90,18 +94,24 @@ def barrier_force(
 
 
 def barrier_potential(
-    z: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, mu: float, width: float,
+    z: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    mu: float,
+    width: float,
     lower: torch.Tensor,
 ) -> torch.Tensor:
     """psi_Omega(z) whose negative gradient is :func:`barrier_force` (summed over kinds)."""
     x = (z - lo) / (hi - lo)
-    return (mu * width * (hi - lo) * (lower * torch.exp(-x / width)
-                                      + torch.exp(-(1.0 - x) / width))).sum()
+    return (
+        mu * width * (hi - lo) * (lower * torch.exp(-x / width) + torch.exp(-(1.0 - x) / width))
+    ).sum()
 
 
 # ----------------------------------------------------------------------------- AE-3 evolution
-def project(z_new: torch.Tensor, z_old: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
-            ) -> torch.Tensor:
+def project(
+    z_new: torch.Tensor, z_old: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+) -> torch.Tensor:
     """AE-3 projection Pi_Omega onto the box [lo, hi] in chart space.
 
     Non-finite entries (from NaN/inf signals or gains) are replaced by the old, feasible z first,
@@ -111,8 +121,7 @@ def project(z_new: torch.Tensor, z_old: torch.Tensor, lo: torch.Tensor, hi: torc
     return torch.maximum(torch.minimum(z, hi), lo)
 
 
-def evolve(z: torch.Tensor, step: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
-           ) -> torch.Tensor:
+def evolve(z: torch.Tensor, step: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """AE-3: ``a_{t+1} = Pi_Omega(a_t * exp(eta_a u_t))``, i.e. ``z <- Pi(z + eta u)`` in the
     chart; for log charts ``exp(z + eta u) = a exp(eta u)`` exactly."""
     return project(z + step, z, lo, hi)
@@ -120,8 +129,15 @@ def evolve(z: torch.Tensor, step: torch.Tensor, lo: torch.Tensor, hi: torch.Tens
 
 # ----------------------------------------------------------------------------- AE-4 noise
 def noise_drive(
-    T: Any, V: Any, S: Any, rho: Any, k: torch.Tensor, eps_T: float, v_star: float,
-    s_star: float, a_star: float,
+    T: Any,
+    V: Any,
+    S: Any,
+    rho: Any,
+    k: torch.Tensor,
+    eps_T: float,
+    v_star: float,
+    s_star: float,
+    a_star: float,
 ) -> torch.Tensor:
     """AE-4 bracket: ``k_s 1{|T| < eps_T} + k_u S/S* - k_v V/V* + k_a (A - A*)``.
 
@@ -131,7 +147,7 @@ def noise_drive(
     sigma; a variance spike lowers it.
     """
     T, V, S, rho = (torch.as_tensor(x, dtype=k.dtype) for x in (T, V, S, rho))
-    stall = torch.exp(-(T / eps_T) ** 2)
+    stall = torch.exp(-((T / eps_T) ** 2))
     A = 0.5 * (1.0 + rho)
     return k[0] * stall + k[1] * S / s_star - k[2] * V / v_star + k[3] * (A - a_star)
 
@@ -175,17 +191,22 @@ def shrink_amount(
 def budget_energy(step: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     """AE-6 adaptation energy ``||dz||_M^2 = sum_k m_k dz_k^2`` (M diagonal, chart units).
 
-    The theory's ``||a_{t+1} - a_t||_M^2`` is read as the evolution step itself, before the
-    resonance shrink and the projection: the projection can only shorten it, and the shrink is a
-    safety override (AE-5) that the budget's dual variable must not learn to resist.
+    :func:`coefficient_step` passes the theory's ``||a_{t+1} - a_t||_M^2`` as the *projected*
+    evolution step ``Pi(z + step) - z``: what actually moved, so a coefficient pinned at a bound
+    of Omega books no energy (it used to book its unprojected push every step and drain the
+    budget of the others). The resonance shrink is left out: it is a safety override (AE-5) that
+    the budget's dual variable must not learn to resist.
     """
     return (m * step * step).sum()
 
 
 def budget_scale(step: torch.Tensor, lam: Any) -> torch.Tensor:
     """AE-6: the meta-step is divided by ``sqrt(1 + lambda_t)``."""
-    return step / math.sqrt(1.0 + float(lam)) if not isinstance(lam, torch.Tensor) else (
-        step / torch.sqrt(1.0 + lam))
+    return (
+        step / math.sqrt(1.0 + float(lam))
+        if not isinstance(lam, torch.Tensor)
+        else (step / torch.sqrt(1.0 + lam))
+    )
 
 
 def hard_clip(step: torch.Tensor, m: torch.Tensor, cap: float) -> torch.Tensor:
@@ -222,8 +243,9 @@ def coupling_term(C: torch.Tensor, z: torch.Tensor, zbar: torch.Tensor) -> torch
 
 
 # ----------------------------------------------------------------------------- AE-8 gauge
-def gauge_drive(gamma: Any, gamma_star: Any, form: str = "log", soft_clip: float = 3.0
-                ) -> torch.Tensor:
+def gauge_drive(
+    gamma: Any, gamma_star: Any, form: str = "log", soft_clip: float = 3.0
+) -> torch.Tensor:
     """AE-8: ``log alpha += eta_gamma (gamma* - alpha ||g||)/gamma*`` (``form='literal'``).
 
     Default ``form='log'``: ``G tanh(log(gamma*/gamma) / G)``, equal to the literal form to first
@@ -251,7 +273,11 @@ def gauge_drive(gamma: Any, gamma_star: Any, form: str = "log", soft_clip: float
 
 # ----------------------------------------------------------------------------- AE-10 Lyapunov
 def lyapunov_energy(
-    level_rel: Any, z: torch.Tensor, zbar: torch.Tensor, m: torch.Tensor, weight: float,
+    level_rel: Any,
+    z: torch.Tensor,
+    zbar: torch.Tensor,
+    m: torch.Tensor,
+    weight: float,
     psi: Any = 0.0,
 ) -> torch.Tensor:
     """AE-10: ``V_t = LP(l)/LP(l)_0 + (weight/2) ||z - zbar||_M^2 + psi_Omega(z)``.
@@ -263,8 +289,9 @@ def lyapunov_energy(
     return level_rel + 0.5 * weight * (m * d * d).sum() + psi
 
 
-def guard_step(g: float, rise: float, tol: float, shrink: float, recover: float, g_min: float
-               ) -> tuple[float, bool]:
+def guard_step(
+    g: float, rise: float, tol: float, shrink: float, recover: float, g_min: float
+) -> tuple[float, bool]:
     """AE-10 guard (AE_READINGS #7). ``rise`` = LP_window(E_t - E_{t-1}), the windowed mean energy
     increment. If ``rise > tol`` the meta-step factor shrinks, ``g <- max(g_min, g * shrink)``,
     and the event is counted; otherwise it recovers, ``g <- min(1, g * recover)``. g multiplies
@@ -318,8 +345,9 @@ def params_from_config(cfg: AEConfig, kinds: list[str]) -> LawParams:
         C=C,
         tau=torch.tensor([cfg.drive.tau_p, cfg.drive.tau_v, cfg.drive.tau_r], dtype=dt),
         w_m=onehot("alpha") * cfg.resonance.w_m,
-        kappa=torch.tensor([cfg.noise.kappa_s, cfg.noise.kappa_u, cfg.noise.kappa_v,
-                            cfg.noise.kappa_a], dtype=dt),
+        kappa=torch.tensor(
+            [cfg.noise.kappa_s, cfg.noise.kappa_u, cfg.noise.kappa_v, cfg.noise.kappa_a], dtype=dt
+        ),
         m=torch.tensor([c.m for c in coefs], dtype=dt),
         lower=torch.tensor([0.0 if has_off_floor(k) else 1.0 for k in kinds], dtype=dt),
         # an ES perturbation std (es_sigma, aebench.ae.bindings.ESBinding) obeys sigma's laws
@@ -346,13 +374,22 @@ class Signals:
 class StepResult:
     z: torch.Tensor  # projected new chart coordinates
     step: torch.Tensor  # the evolution step after budget scaling and clip (before shrink)
-    energy: torch.Tensor  # ||step||_M^2 per step: divided by dt^2 when one update spans dt steps
+    energy: torch.Tensor  # ||Pi(z + step) - z||_M^2 per step (divided by dt^2 for dt steps)
     lam: Any  # new dual variable
     shrink: torch.Tensor  # AE-5 switch s in [0, 1] (0 when resonance is off)
+    coupling: torch.Tensor | None = None  # AE-7 C zeta (zeros when coupling is off)
 
 
-def drive(z: torch.Tensor, zbar: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, s: Signals,
-          p: LawParams, laws: LawsConfig, cfg: AEConfig) -> torch.Tensor:
+def drive(
+    z: torch.Tensor,
+    zbar: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    s: Signals,
+    p: LawParams,
+    laws: LawsConfig,
+    cfg: AEConfig,
+) -> torch.Tensor:
     """u_t of AE-2 (+ AE-5's phase term, + AE-7's coupling); terms that are off are skipped."""
     u = torch.zeros_like(z)
     if laws.progress:
@@ -375,8 +412,17 @@ def drive(z: torch.Tensor, zbar: torch.Tensor, lo: torch.Tensor, hi: torch.Tenso
 
 
 def coefficient_step(
-    z: torch.Tensor, zbar: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, s: Signals,
-    lam: Any, guard: float, p: LawParams, laws: LawsConfig, cfg: AEConfig, dt: float = 1.0,
+    z: torch.Tensor,
+    zbar: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    s: Signals,
+    lam: Any,
+    guard: float,
+    p: LawParams,
+    laws: LawsConfig,
+    cfg: AEConfig,
+    dt: float = 1.0,
 ) -> StepResult:
     """One full coefficient update in the order of the module docstring (AE-2 ... AE-8, AE-6).
 
@@ -404,10 +450,11 @@ def coefficient_step(
         shrink = shrink_amount(s.V, s.rho, r.v_max, r.rho_max, r.width, r.shrink_on_aligned)
         z_new = z_new - p.shrink_mask * (dt * math.log1p(r.kappa) * shrink)
     z_new = project(z_new, z, lo, hi)
-    energy = budget_energy(step, p.m) / (dt * dt)
+    energy = budget_energy(project(z + step, z, lo, hi) - z, p.m) / (dt * dt)
     new_lam = lam
     if laws.budget:
         e = energy if isinstance(lam, torch.Tensor) else float(energy)
         if isinstance(e, torch.Tensor) or math.isfinite(e):
             new_lam = dual_update(lam, e, cfg.budget.B, dt * cfg.budget.eta_lambda)
-    return StepResult(z=z_new, step=step, energy=energy, lam=new_lam, shrink=shrink)
+    cz = coupling_term(p.C, z, zbar) if laws.coupling else torch.zeros_like(z)
+    return StepResult(z=z_new, step=step, energy=energy, lam=new_lam, shrink=shrink, coupling=cz)

@@ -22,9 +22,19 @@ PERTURB: dict[str, dict[str, object]] = {
     "resonance": {"resonance.w_m": 3.0, "resonance.kappa": 0.5, "resonance.v_max": 0.01},
     "budget": {"budget.B": 1e-7, "budget.eta_lambda": 1e4, "budget.clip": 1.0},
     "coupling": {"coupling.alpha_from_beta1": -5.0, "coupling.beta1_from_alpha": 3.0},
-    "gauge": {"gauge.signal": "relative", "gauge.eta_gamma": 0.2, "gauge.soft_clip": 0.5},
-    "lyapunov": {"lyapunov.tol": 0.0, "lyapunov.window": 2.0, "lyapunov.shrink": 0.5,
-                 "lyapunov.g_min": 0.01},
+    "gauge": {
+        "gauge.signal": "relative",
+        "gauge.eta_gamma": 0.2,
+        "gauge.soft_clip": 0.5,
+        "gauge.delay": 0,
+        "gauge.warmup": 10,
+    },
+    "lyapunov": {
+        "lyapunov.tol": 0.0,
+        "lyapunov.window": 2.0,
+        "lyapunov.shrink": 0.5,
+        "lyapunov.g_min": 0.01,
+    },
 }
 
 

@@ -1,0 +1,96 @@
+"""AE-8 gauge, the whole mechanism of one param group in one place: signal, set point, drive.
+
+Signal. ``x_t`` is the regulated effective step, measured with the lr *in effect* this step:
+``alpha_t = chart^-1(chart(base_t) + delta_t)``, i.e. the schedule's (or the user's) lr ``base_t``
+times AE's own offset ``exp(delta_t)``, the value the optimizer would apply if AE wrote nothing
+new. (Reading the group's ``lr`` instead would read the scheduled lr before AE re-applies its
+offset under any LambdaLR-style schedule: the gauge would never see its own action and would
+integrate until the leak stops it. That was measured: regression/SGDm/seed 0, lr at step 3000
+0.041 without a scheduler, 0.017 under ``LambdaLR(1.0)``.) ``signal='step'``: ``x = alpha ||P g||``
+(the theory's gamma); ``signal='relative'``: ``x = alpha <g, P g> / LP(|l|)`` (see
+:func:`aebench.ae.laws.gauge_drive`).
+
+Set point. ``x*`` is stored in the units of the *reference lr* ``a_ref`` (the group's configured
+lr: ``initial_lr`` where a scheduler set it, else ``lr`` when the controller is built), and the
+target in effect is ``x*_t = x* base_t / a_ref``: it follows the schedule's factor (a decaying
+schedule lowers the target with the lr, so the gauge never fights the schedule) and any shift of
+the base by a swarm consensus or PBT explore (:mod:`aebench.swarm.coefficients` moves the base),
+so such a shift survives the gauge. ``target='calibrate'``: ``x*`` is the geometric mean of
+``x_t a_ref / base_t`` over ``warmup`` steps that start after ``delay`` steps. The rule: the delay
+lets the AE-1 filters settle and skips the initial transient (on the regression MLP with SGDm q
+rises ~4x over the first 20 steps, then stays within a factor ~1.5; a set point taken on steps
+0-19 sat 4.6-5.8x below q for the rest of the run), the window averages q's per-step noise (its
+log std per step is ~0.3 on that problem, so 100 steps give ~3% on the geometric mean). The gauge
+idles until the set point exists. ``target='absolute'``: ``x* = gamma_star`` from the first
+update (reuse a set point read from another run's ``extra.ae.gauge_set_point``).
+
+Drive: ``log alpha += eta_gamma * G tanh(log(x*_t / x_t) / G)`` (``form='log'``) or the
+literal ``eta_gamma (x*_t - x_t) / x*_t`` (:func:`aebench.ae.laws.gauge_drive`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from aebench.ae.config import GaugeConfig
+
+
+@dataclass
+class GaugeState:
+    """The gauge of one param group. ``x`` and ``gamma`` are this step's values before the
+    coefficient update (with the lr in effect); ``set_point`` is in units of ``ref_alpha``."""
+
+    ref_alpha: float = float("nan")
+    set_point: float | None = None
+    logsum: float = 0.0
+    n: int = 0
+    seen: int = 0
+    x: float = float("nan")
+    gamma: float = float("nan")
+    target: float = float("nan")
+
+
+def reference_lr(group: dict, alpha: float) -> float:
+    """The group's configured lr: ``initial_lr`` (set by torch's schedulers) or else ``alpha``."""
+    ref = group.get("initial_lr")
+    return float(ref) if isinstance(ref, int | float) and ref > 0 else float(alpha)
+
+
+def measure(
+    gs: GaugeState, signal: str, alpha_eff: float, pnorm: float, gpg: float, level: float
+) -> None:
+    """Set ``gs.gamma = alpha ||P g||`` and ``gs.x`` (the regulated signal; NaN when idle)."""
+    gs.gamma = alpha_eff * pnorm
+    if signal == "none":
+        gs.x = float("nan")
+    elif signal == "step":
+        gs.x = gs.gamma
+    else:
+        gs.x = alpha_eff * gpg / level if level > 0 else float("nan")
+
+
+def update_set_point(gs: GaugeState, cfg: GaugeConfig, base_alpha: float, every: int) -> None:
+    """Advance the set-point rule by one update (module docstring) and set ``gs.target``."""
+    if gs.x != gs.x:  # idle (signal none, or the law off): no set point, no target
+        gs.target = float("nan")
+        return
+    if cfg.target == "absolute":
+        gs.set_point = cfg.gamma_star
+    elif gs.set_point is None and gs.x > 0 and math.isfinite(gs.x) and base_alpha > 0:
+        gs.seen += 1
+        if gs.seen > math.ceil(cfg.delay / every):
+            gs.logsum += math.log(gs.x * gs.ref_alpha / base_alpha)
+            gs.n += 1
+            if gs.n >= max(1, math.ceil(cfg.warmup / every)):
+                gs.set_point = math.exp(gs.logsum / gs.n)
+    gs.target = (
+        gs.set_point * base_alpha / gs.ref_alpha
+        if gs.set_point is not None and base_alpha > 0
+        else float("nan")
+    )
+
+
+def usable(x: float) -> float | None:
+    """The value as a law input, None where the gauge has nothing to act on."""
+    return x if (x > 0 and math.isfinite(x)) else None
