@@ -49,6 +49,18 @@ class MetaSettings:
                 raise ValueError(f"{key}={v}: must be a positive integer")
         if self.horizon < self.K:
             raise ValueError(f"horizon={self.horizon}: must be at least K={self.K}")
+        from aebench.meta.inner import KINDS
+        from aebench.meta.problems import NAMES
+
+        for key, given, allowed in (
+            ("problems", self.problems, NAMES),
+            ("optimizers", self.optimizers, tuple(KINDS)),
+        ):
+            bad = [x for x in given if x not in allowed] or ([] if given else ["(none)"])
+            if bad:
+                raise ValueError(
+                    f"{key}={','.join(given)}: {bad[0]} is not one of {', '.join(allowed)}"
+                )
         if not self.meta_lr > 0:
             raise ValueError(f"meta_lr={self.meta_lr}: must be > 0")
 

@@ -137,6 +137,10 @@ def test_meta_training_lowers_heldout_validation_loss():
 def test_settings_bad_input_names_key():
     with pytest.raises(ValueError, match="horizon=5"):
         meta_train(MetaSettings(K=10, horizon=5))
+    with pytest.raises(ValueError, match="optimizers=sgdm,lion: lion is not one of sgdm, adam"):
+        meta_train(MetaSettings(optimizers=["sgdm", "lion"]))
+    with pytest.raises(ValueError, match="problems=mnist"):
+        meta_train(MetaSettings(problems=["mnist"]))
 
 
 def test_committed_gains_compose_as_ae_meta():
