@@ -56,6 +56,11 @@ class TaskModule(L.LightningModule):
         self.last_loss: torch.Tensor = torch.tensor(float("nan"))
         #: the task's reward of the current step (AE-1's R), None for tasks without one
         self.last_reward: torch.Tensor | None = None
+        #: compute spent in forward-pass equivalents on one batch (the matched-compute axis of
+        #: ES against gradient runs): a gradient step costs ``step_cost`` = 3 (one forward, a
+        #: backward counted as two, the usual rule); an ES generation its members + its centre
+        self.forward_equivalents: float = 0.0
+        self.step_cost: float = 3.0
         #: the run's curves; callbacks add columns with ``curves.log(step, **values)``
         self.curves = CurveBuffer(first_columns=("train_loss", f"val_{task.metric_name}"))
 
@@ -76,6 +81,7 @@ class TaskModule(L.LightningModule):
         self.manual_backward(loss)
         optimizer.step()
         self.lr_schedulers().step()
+        self.forward_equivalents += self.step_cost
         return self.last_loss
 
     def transfer_batch_to_device(

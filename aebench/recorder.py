@@ -208,6 +208,11 @@ class RunRecorder(L.Callback):
             extra = self.task.train_log()
             if extra:
                 pl_module.curves.log(step, **extra)
+            # compute axis of every run (aebench/module.py): forward-equivalents, env steps (RL)
+            pl_module.curves.log(
+                step, forward_equivalents=float(getattr(pl_module, "forward_equivalents", 0.0)),
+                env_steps=float(getattr(self.task, "env_steps", 0)),
+            )
             es_row = getattr(pl_module, "es_log", None)  # ES runs (aebench/es_module.py)
             if es_row:
                 pl_module.curves.log(step, **es_row)

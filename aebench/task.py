@@ -96,6 +96,16 @@ class Task(ABC):
         unscaled episodic return), logged at the curve cadence; none by default."""
         return {}
 
+    def es_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        """The parameters :meth:`fitness` depends on: what an Evolution Strategy perturbs and
+        updates (``aebench/es_module.py``). Default: all of them; a task whose fitness ignores
+        part of its model (an RL critic) returns the rest, so ES spends no noise on it."""
+        return list(model.parameters())
+
+    #: environment steps taken so far (RL tasks count them in their rollouts; 0 otherwise):
+    #: the compute axis of RL runs beside forward-equivalents
+    env_steps: int = 0
+
     def coefficients(self, model: nn.Module) -> list[ModelCoefficient]:
         """Coefficients of ``model`` that AE may adapt beside the optimizer's (kinds ``gate``,
         ``dropout``, ``l1``; :mod:`aebench.ae.bindings`), each with read and write; none by

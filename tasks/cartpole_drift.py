@@ -328,6 +328,7 @@ class CartPoleDriftTask(Task):
                 trajectories[i][0].append(obs[i])
                 trajectories[i][1].append(a)
                 obs[i], r, terminated, truncated, _ = envs[i].step(a)
+                self.env_steps += 1  # training and ES rollouts (evaluate() restores its own)
                 trajectories[i][2].append(float(r))
                 if not (terminated or truncated):
                     still.append(i)
@@ -345,6 +346,10 @@ class CartPoleDriftTask(Task):
     def build_model(self) -> nn.Module:
         self.episodes, self.last = 0, {}
         return ActorCritic(self.obs_dim, self.n_actions, self.hidden)
+
+    def es_parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        """The actor only: the ES fitness (greedy returns) never reads the critic."""
+        return list(model.actor.parameters())
 
     def train_batches(self) -> Iterator[torch.Tensor]:
         g = self.rng("order")
@@ -430,5 +435,7 @@ class CartPoleDriftTask(Task):
         gen = None if self.eval_policy == "greedy" else self.rng("noise/eval")
         # the physics of the phase the last trained episodes were in
         physics = self.physics_of(max(self.episodes - 1, 0))
+        spent = self.env_steps
         episodes = self.rollout(model, self.eval_seeds, gen, physics)
+        self.env_steps = spent  # evaluation is not training compute
         return float(np.mean([float(r.sum()) for _, _, r in episodes]))

@@ -239,8 +239,10 @@ class ESBinding(Binding):
     columns = {"alpha": "lr", "weight_decay": "weight_decay", "es_sigma": "sigma"}
     _field = {"alpha": "lr", "weight_decay": "weight_decay", "es_sigma": "sigma"}
 
-    def __init__(self, shaping: str = "centered_ranks") -> None:
-        self.gauge_signal = "none" if shaping == "centered_ranks" else "relative"
+    def __init__(self, shaping: str = "centered_ranks", update: str = "sgd") -> None:
+        scale_free = shaping == "centered_ranks" or update == "adam"
+        self.gauge_signal = "none" if scale_free else "relative"
+        self.update = update
 
     def read(self, group: dict, kind: str) -> float:
         return float(group[self._field[kind]])
@@ -248,13 +250,36 @@ class ESBinding(Binding):
     def write(self, group: dict, kind: str, value: float) -> None:
         group[self._field[kind]] = value
 
+    def precond(self, optimizer, group, params, grads):
+        # update=adam (OpenAI-ES's setting): the Adam preconditioner over the ES estimate
+        if self.update == "adam":
+            return AdamBinding.precond(self, optimizer, group, params, grads)
+        return super().precond(optimizer, group, params, grads)
+
+    def momentum(self, optimizer, group, p):
+        if self.update == "adam":
+            return AdamBinding.momentum(self, optimizer, group, p)
+        return None, 1.0
+
+    @staticmethod
+    def noise_signals(optimizer: Optimizer) -> dict[str, float] | None:
+        """ES-native inputs for the noise law AE-4 (this project's reading on ES, docs/es.md):
+        ``curvature`` = rms(even part) / rms(odd part) of the mirrored fitnesses around the
+        centre (``aebench.es_module.curvature_ratio``), which grows with sigma and is
+        scale-free; None before the first generation or when the fitness is flat. The
+        gradient-noise S that AE-4 reads on gradient optimizers does not respond to ES sigma.
+        """
+        opt = getattr(optimizer, "optimizer", optimizer)
+        k = float(getattr(opt, "curvature", math.nan))
+        return {"curvature": k} if math.isfinite(k) else None
+
 
 def binding_for(optimizer: Optimizer) -> Binding:
     """The binding of an optimizer's family (``ValueError`` for an unsupported optimizer)."""
     opt = getattr(optimizer, "optimizer", optimizer)  # unwrap LightningOptimizer
     es_family = getattr(opt, "ae_family", None)  # baselines/es (aebench does not import it)
     if es_family == "es":
-        return ESBinding(getattr(opt, "shaping", "centered_ranks"))
+        return ESBinding(getattr(opt, "shaping", "centered_ranks"), getattr(opt, "update", "sgd"))
     if es_family is not None:
         raise ValueError(
             f"optimizer={type(opt).__name__}: AE has no coefficient binding for it (it adapts "

@@ -18,8 +18,8 @@ param group's ``sigma`` mirrors pycma's current step size after each tell (logge
 ``lr`` is pycma's ``CMA_cmean`` (learning rate of the mean, 1 by default), read once at the start.
 
 When pycma's own termination criteria fire (``tolfun``, ``tolx``, ``tolstagnation``, ...) and no
-restart is left, the strategy freezes: later generations ask nothing, count no evaluations and keep the mean; the
-reasons are in :attr:`CMAES.stopped`. Full covariance costs O(n^2) memory and O(n^3) per
+restart is left, the strategy freezes: later generations ask nothing, count no evaluations and
+keep the mean; the reasons are in :attr:`CMAES.stopped`. Full covariance costs O(n^2) memory and O(n^3) per
 eigendecomposition, so CMA-ES refuses models above ``max_dim`` parameters. pycma draws from
 numpy's global generator, which it seeds from the ``es`` stream of the run seed (no other part of
 the harness uses numpy's global generator). AE has no binding for CMA-ES: it adapts its own step

@@ -167,6 +167,9 @@ class ESOptimizer(Optimizer):
         self._sigma_drawn: list[float] = []
         self._generation_seed = 0
         self._cache: tuple[int, list[Any]] | None = None
+        #: this generation's curvature-to-slope ratio of the mirrored fitnesses, set by the ES
+        #: module (aebench/es_module.py); AE's sigma signal (ESBinding.noise_signals)
+        self.curvature = math.nan
 
     # ------------------------------------------------------------------ helpers
     @property

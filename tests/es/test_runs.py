@@ -16,12 +16,15 @@ ROSEN = ["task=rosenbrock", "task.dim=10", "scale=smoke", "trainer.threads=1"]
 def test_es_run_records_generations_and_evaluations(opt: str, tmp_path: Path) -> None:
     record, on_disk = run_in_process([f"optimizer={opt}", *ROSEN], tmp_path)
     assert record.status == "completed", record.error
-    assert on_disk["fitness_evaluations"] == 40 * 32  # smoke budget x population
+    assert on_disk["fitness_evaluations"] == 40 * 33  # smoke budget x (population + centre)
     curves = read_curves(tmp_path / "curves.csv")
     first = float(curves[0]["val_f"])
     assert record.metric.final < 0.05 * first
-    assert curves[-1]["fitness_evaluations"] == "1280.0"
-    assert {"sigma", "fitness_mean", "fitness_best"} <= set(curves[0])
+    assert curves[-1]["fitness_evaluations"] == "1320.0"
+    assert curves[-1]["forward_equivalents"] == "1320.0"
+    assert {"sigma", "fitness_mean", "fitness_best", "es_curvature"} <= {
+        k for r in curves for k, v in r.items() if v
+    }
 
 
 def test_ae_on_es_moves_sigma_and_adds_no_noise_kind(tmp_path: Path) -> None:
@@ -39,6 +42,9 @@ def test_es_and_gradient_arms_of_a_seed_are_paired(tmp_path: Path) -> None:
     _, sgd = run_in_process(["optimizer=sgdm", *ROSEN, "steps=2"], tmp_path / "sgd")
     assert es["pairing"] == sgd["pairing"]
     assert sgd["fitness_evaluations"] == 0
+    # the compute axis: a gradient step costs 3 forward-equivalents, a generation N + 1 = 33
+    assert read_curves(tmp_path / "sgd" / "curves.csv")[-1]["forward_equivalents"] == "6.0"
+    assert read_curves(tmp_path / "es" / "curves.csv")[-1]["forward_equivalents"] == "66.0"
 
 
 @pytest.mark.parametrize(
