@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from aebench.identity import register_resolver
 from aebench.paths import config_dir
+from aebench.resume import clean_hydra_only
 from aebench.runner import JobContext, run_job
 from aebench.schema import register_configs
 from aebench.validation import ConfigError
@@ -35,4 +36,21 @@ def hydra_entry(cfg: DictConfig) -> None:
         run_job(cfg, ctx)
     except ConfigError as err:  # a value only the task could check: one line, no record
         print(f"aebench: error: {err}", file=sys.stderr)
+        if not multirun:  # nothing left behind: the folder Hydra made for the job, if empty
+            _remove_hydra_only(ctx.out_dir)
         raise SystemExit(2) from None
+
+
+def _remove_hydra_only(out_dir: Path) -> None:
+    """Remove the job folder if it holds only Hydra's start-up files, then its parents while
+    they are empty (``outputs/<date>/``), up to the working directory."""
+    if not clean_hydra_only(out_dir):
+        return
+    stop = Path.cwd().resolve()
+    parent = out_dir.resolve().parent
+    while parent != stop and stop in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:
+            return
+        parent = parent.parent

@@ -9,15 +9,17 @@ so it answers in about a second.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import BooleanNode, DictConfig, FloatNode, IntegerNode, OmegaConf
 
 from aebench.paths import config_dir
 from aebench.schema import register_configs
@@ -56,6 +58,10 @@ def _explain(err: BaseException, combo: list[str], loader_compose) -> str:  # no
         return f"{given}: no such key"
     merging = re.search(r"Error merging override (\S+)", text)
     if merging and cause is not None:
+        typed = re.search(r"could not be converted to (Integer|Float|Boolean)", str(cause))
+        if typed:
+            kind = {"Integer": IntegerNode, "Float": FloatNode, "Boolean": BooleanNode}
+            return f"{merging.group(1)}: must be {_ALLOWED[kind[typed.group(1)]]}"
         return f"{merging.group(1)}: {_first_line(cause)}"
     line = _first_line(err)
     if cause is not None and _first_line(cause) not in line:
@@ -84,6 +90,7 @@ def preflight(argv: Sequence[str]) -> None:
             parsed = OverridesParser.create(config_loader=loader).parse_overrides(args.overrides)
         except Exception as err:  # noqa: BLE001 - hydra's parse errors have no common base
             raise ConfigError(f"cannot parse the overrides: {_first_line(err)}") from None
+        hydra_overrides = {o.key_or_group: o for o in parsed if o.is_hydra_override()}
         parsed = [o for o in parsed if not o.is_hydra_override()]
         groups = set(loader.list_groups(""))
 
@@ -122,16 +129,131 @@ def preflight(argv: Sequence[str]) -> None:
                 combos.append(combo)
 
         def compose_combo(combo: list[str]) -> DictConfig:
-            return compose(config_name="config", overrides=combo)
+            return compose(config_name="config", overrides=combo, return_hydra_config=True)
 
-        for combo in combos:
+        for n, combo in enumerate(combos):
             try:
                 cfg = compose_combo(combo)
             except Exception as err:  # noqa: BLE001 - translate any composition error
                 raise ConfigError(_explain(err, combo, compose_combo)) from None
             try:
+                check_override_types(parsed, cfg)
                 validate_config(cfg)
+                if n == 0:
+                    check_output_dir(cfg, bool(args.multirun), hydra_overrides)
+                check_wandb(cfg)
             except ConfigError:
                 raise
             except Exception as err:  # noqa: BLE001 - e.g. an interpolation that fails
                 raise ConfigError(_first_line(err)) from None
+
+
+#: what a typed key allows, for the one-line message
+_ALLOWED = {
+    BooleanNode: "a boolean (true or false)",
+    IntegerNode: "an integer",
+    FloatNode: "a number",
+}
+
+
+def _fits(node_type: type, value: object) -> bool:
+    if node_type is BooleanNode:
+        return isinstance(value, bool)
+    if node_type is IntegerNode:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_override_types(parsed: Sequence[Override], cfg: DictConfig) -> None:
+    """Booleans, integers and floats typed strictly on the command line.
+
+    OmegaConf converts leniently (``gauge=2`` becomes ``true``, ``seed=2.0`` becomes ``2``), so
+    the check reads the override's own value as Hydra parsed it (``2`` is an int, ``true`` a
+    bool, ``1e-3`` a float, ``abc`` a string) against the type of the key it sets.
+    """
+    for o in parsed:
+        if o.is_delete() or o.key_or_group.startswith("hydra."):
+            continue
+        node = _node(cfg, o.key_or_group)
+        kind = type(node)
+        if kind not in _ALLOWED:
+            continue
+        values = list(o.sweep_iterator()) if o.is_discrete_sweep() else [o.value()]
+        for value in values:
+            if value is None and node._is_optional():
+                continue
+            if not _fits(kind, value):
+                shown = "null" if value is None else value
+                raise ConfigError(
+                    f"{o.key_or_group}={shown}: must be {_ALLOWED[kind]}"
+                    + (" or null" if node._is_optional() else "")
+                )
+
+
+def _node(cfg: DictConfig, key: str) -> object:
+    """The OmegaConf node at a dotted ``key`` (None where there is none)."""
+    node: object = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return None
+        node = node._get_node(part)
+    return node
+
+
+def check_output_dir(cfg: DictConfig, multirun: bool, given: dict[str, Override]) -> None:
+    """The run (or sweep) folder can be created and written, before anything starts."""
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    if key in given:  # the command line's value; its interpolations resolve at run time
+        where = Path(str(given[key].value()).split("${", 1)[0] or ".")
+    else:
+        try:
+            where = Path(str(OmegaConf.select(cfg, key)))
+        except Exception:  # noqa: BLE001 - a runtime-only interpolation: Hydra will say
+            return
+    problem = unwritable(where)
+    if problem:
+        raise ConfigError(f"{key}={where}: {problem}; give {key}=<a folder you can write>")
+
+
+def unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be created or written as a folder, or None if it can."""
+    path = path if path.is_absolute() else Path.cwd() / path
+    probe = path
+    while not probe.exists():
+        if probe.is_symlink() or probe.parent == probe:
+            return "cannot be created"
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"cannot be created ({probe} is not a folder)"
+    import tempfile
+
+    try:  # the only sure test (permissions, read-only mounts, /proc): make a folder, remove it
+        os.rmdir(tempfile.mkdtemp(prefix=".aebench-probe-", dir=probe))
+    except OSError as err:
+        return f"cannot be {'written' if probe == path else 'created'} ({probe}: {err.strerror})"
+    return None
+
+
+def check_wandb(cfg: DictConfig) -> None:
+    """Online W&B needs credentials: refuse before the job rather than fail inside it."""
+    logger = cfg.get("logger")
+    if logger is None or logger.get("kind") != "wandb" or logger.get("offline", True):
+        return
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
+        return
+    if os.environ.get("WANDB_API_KEY") or _netrc_has_wandb():
+        return
+    raise ConfigError(
+        "logger.offline=false: no W&B credentials (no WANDB_API_KEY, no api.wandb.ai entry in "
+        "~/.netrc); run `wandb login` first, or keep logger.offline=true"
+    )
+
+
+def _netrc_has_wandb() -> bool:
+    import netrc
+
+    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("//")[-1].rstrip("/")
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
