@@ -2,17 +2,24 @@
 
 Each factory takes the optimizer and the run's step budget ``total_steps`` (so one YAML works at
 every scale: milestones and warmups are fractions of the budget) and returns a torch LR scheduler.
-Every schedule multiplies the optimizer's configured ``lr``; ``constant`` is the identity, kept as
-a scheduler so that every run has one and later layers (AE) compose with schedules the same way.
+Every schedule is a ``LambdaLR``: each step it *sets* ``lr = initial_lr * factor(step)`` rather
+than multiplying the current lr, so whatever another layer wrote into ``lr`` in between (AE's
+offset, :mod:`aebench.ae.controller`) is not compounded: the schedule's value is the base AE
+multiplies, and AE's offset stays one factor on top of it. ``constant`` is the identity, kept as a
+scheduler so that every run has one and later layers compose with schedules the same way.
+(torch's ``MultiStepLR`` and ``OneCycleLR`` are chainable or keep their own state in ways that
+multiply whatever lr they find; ``step`` and ``onecycle`` below reproduce their values as
+factors instead: tested against torch's own schedulers.)
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler, MultiStepLR, OneCycleLR
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 
 
 def constant(optimizer: Optimizer, total_steps: int) -> LRScheduler:
@@ -42,9 +49,10 @@ def step(
     milestones: Sequence[float] = (0.5, 0.75),
     gamma: float = 0.1,
 ) -> LRScheduler:
-    """lr multiplied by ``gamma`` at each milestone (fractions of the budget)."""
+    """lr multiplied by ``gamma`` at each milestone (fractions of the budget): the factor
+    ``gamma ** (number of milestones <= step)``, the values of torch's ``MultiStepLR``."""
     at = sorted({max(1, round(m * total_steps)) for m in milestones})
-    return MultiStepLR(optimizer, milestones=at, gamma=gamma)
+    return LambdaLR(optimizer, lambda s: gamma ** bisect.bisect_right(at, s))
 
 
 def onecycle(
@@ -56,19 +64,35 @@ def onecycle(
     anneal_strategy: str = "cos",
     cycle_momentum: bool = False,
 ) -> LRScheduler:
-    """Smith's one-cycle policy peaking at the configured ``lr``.
+    """Smith's one-cycle policy peaking at the configured ``lr`` (torch ``OneCycleLR``'s values,
+    two phases): from ``lr / div_factor`` up to ``lr`` over the first ``pct_start`` of the budget,
+    then down to ``lr / (div_factor * final_div_factor)`` at the last step, annealed by
+    ``anneal_strategy`` (``cos`` or ``linear``).
 
-    ``cycle_momentum`` is off by default so that the schedule changes only the learning rate (on
-    plain SGD, cycling would silently add momentum); turn it on for the fast.ai recipe.
+    ``cycle_momentum`` must stay off: the schedule changes only the learning rate (on plain SGD,
+    cycling would silently add momentum, and a cycled momentum would fight AE's beta1).
     """
-    max_lr = [group["lr"] for group in optimizer.param_groups]
-    return OneCycleLR(
-        optimizer,
-        max_lr=max_lr,
-        total_steps=total_steps,
-        pct_start=pct_start,
-        div_factor=div_factor,
-        final_div_factor=final_div_factor,
-        anneal_strategy=anneal_strategy,
-        cycle_momentum=cycle_momentum,
-    )
+    if cycle_momentum:
+        raise ValueError(
+            "schedule.cycle_momentum=true: not supported (allowed: false); the "
+            "one-cycle schedule here only shapes the learning rate"
+        )
+    if anneal_strategy not in ("cos", "linear"):
+        raise ValueError(f"schedule.anneal_strategy={anneal_strategy!r}: allowed: cos, linear")
+    start = 1.0 / div_factor
+    end = start / final_div_factor
+    up_end = float(pct_start * total_steps) - 1.0
+    down_end = float(total_steps) - 1.0
+
+    def anneal(a: float, b: float, pct: float) -> float:
+        if anneal_strategy == "cos":
+            return b + (a - b) / 2.0 * (math.cos(math.pi * pct) + 1.0)
+        return (b - a) * pct + a
+
+    def factor(s: int) -> float:
+        if s <= up_end:
+            return anneal(start, 1.0, s / up_end if up_end > 0 else 1.0)
+        span = down_end - up_end
+        return anneal(1.0, end, min(1.0, (s - up_end) / span) if span > 0 else 1.0)
+
+    return LambdaLR(optimizer, factor)
