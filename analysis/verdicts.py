@@ -53,9 +53,16 @@ from scipy import stats
 from analysis.arms import field_values
 from analysis.collect import RunSet
 from analysis.metrics import METRICS, metric_spec
+from analysis.outcomes import apply_policy
 from analysis.predictions import Guard, MetricTest, Prediction
-from analysis.stats import holm, paired_comparison
-from analysis.tables import analysed
+from analysis.stats import holm
+from analysis.threshold import (
+    MIN_PAIRS,
+    from_log,
+    log_threshold,
+    paired_differences,
+    threshold_test,
+)
 
 NAN = math.nan
 
@@ -83,8 +90,14 @@ class Evidence:
     ci_low: float = NAN
     ci_high: float = NAN
     ci_level: float = NAN
+    #: one-sided p of H0 effect <= threshold (supported) and of the mirror H0 effect >=
+    #: threshold (refuted), each Holm-adjusted over the pre-registered family
     p: float = NAN
     p_holm: float = NAN
+    p_below: float = NAN
+    p_holm_below: float = NAN
+    degenerate: bool = False
+    n_diverged: int = 0
     outcome: str = "inconclusive"
     reason: str = ""
     label_a: str = ""
@@ -193,42 +206,25 @@ def _quantiles(x: np.ndarray, level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def relative_effect(
-    a: np.ndarray,
-    b: np.ndarray,
-    paired: bool,
-    direction: str,
-    level: float,
-    n_boot: int,
-    seed: int,
-) -> tuple[float, float, float]:
-    """``(effect, ci_low, ci_high)`` of ``1 - mean(b)/mean(a)`` (decrease) or
-    ``mean(b)/mean(a) - 1`` (increase); percentile bootstrap over pairs or per arm. NaN when
-    ``mean(a) <= 0`` (a ratio to a non-positive mean has no reading)."""
-    if a.size == 0 or b.size == 0 or a.mean() <= 0:
-        return NAN, NAN, NAN
-    sign = -1.0 if direction == "decrease" else 1.0
-    point = sign * (b.mean() / a.mean() - 1.0)
-    rng = np.random.default_rng(seed)
-    if paired:
-        idx = rng.integers(0, a.size, size=(n_boot, a.size))
-        ma, mb = a[idx].mean(1), b[idx].mean(1)
-    else:
-        ma = a[rng.integers(0, a.size, size=(n_boot, a.size))].mean(1)
-        mb = b[rng.integers(0, b.size, size=(n_boot, b.size))].mean(1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(ma > 0, mb / ma, np.inf)
-    lo, hi = _quantiles(sign * (ratio - 1.0), level)
-    return float(point), lo, hi
-
-
 def _paired_values(
     a: pd.Series, b: pd.Series
-) -> tuple[np.ndarray, np.ndarray]:  # indexed by pairing key
+) -> tuple[np.ndarray, np.ndarray, int]:  # indexed by pairing key
+    """Values of the pairing keys both arms have, measured (not NaN) in both, and how many
+    runs were left out. A diverged run is not NaN here: it carries the worst rank
+    (:mod:`analysis.outcomes`)."""
     shared = a.index.intersection(b.index)
     x, y = a.loc[shared].to_numpy(float), b.loc[shared].to_numpy(float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    return x[ok], y[ok]
+    ok = ~np.isnan(x) & ~np.isnan(y)
+    return x[ok], y[ok], int(len(a) + len(b) - 2 * ok.sum())
+
+
+def _location(x: np.ndarray, relative: bool) -> float:
+    """An arm's typical value: the geometric mean of a positive metric compared as a ratio,
+    the arithmetic mean otherwise (``inf`` when a run is at the worst rank)."""
+    if x.size == 0:
+        return NAN
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.exp(np.log(x).mean())) if relative else float(x.mean())
 
 
 def compare_values(
@@ -238,46 +234,41 @@ def compare_values(
     direction: str,
     effect: str,
     min_n: int,
-    level: float,
-    n_boot: int,
+    alpha: float,
     seed: int,
 ) -> None:
-    """Fill ``ev`` with the comparison of ``b`` against ``a`` (Series of values indexed by
-    pairing key; positive effect = ``direction``)."""
-    comp = paired_comparison(
-        a.to_numpy(float),
-        b.to_numpy(float),
-        list(a.index),
-        list(b.index),
-        higher_is_better=direction == "increase",
-        confidence=level,
-        min_pairs=min_n,
-        wilcoxon=False,
-    )
-    ev.test, ev.n_dropped, ev.ci_level = comp.test, comp.n_dropped, level
-    ev.n_a, ev.n_b, ev.n_pairs = comp.n_a, comp.n_b, comp.n_pairs
-    if comp.paired:
-        xa, xb = _paired_values(a, b)
-    else:
-        xa = a.to_numpy(float)[np.isfinite(a.to_numpy(float))]
-        xb = b.to_numpy(float)[np.isfinite(b.to_numpy(float))]
-    ev.mean_a = float(xa.mean()) if xa.size else NAN
-    ev.mean_b = float(xb.mean()) if xb.size else NAN
-    enough = comp.n_pairs >= min_n if comp.paired else min(comp.n_a, comp.n_b) >= min_n
-    if not enough:
-        have = f"{comp.n_pairs} pairs" if comp.paired else f"{comp.n_a} and {comp.n_b} runs"
-        ev.reason = f"too few runs: {have} (min_n {min_n})"
-        ev.test = comp.test
+    """Fill ``ev`` with the paired tests of ``b`` against ``a`` at ``ev.threshold`` (Series of
+    values indexed by pairing key; positive effect = ``direction``): the two one-sided
+    signed-rank permutation tests of :mod:`analysis.threshold` on the paired differences (the
+    log ratio for a relative effect, its threshold on the log scale) and the interval they
+    invert, mapped back to the effect's scale. No test on fewer than ``max(min_n, 5)`` pairs;
+    no unpaired fallback (a verdict compares runs that share a pairing unit)."""
+    xa, xb, dropped = _paired_values(a, b)
+    ev.n_pairs, ev.n_dropped = int(xa.size), dropped
+    ev.n_diverged = int(np.isinf(xa).sum() + np.isinf(xb).sum())
+    relative = effect == "relative"
+    ev.mean_a, ev.mean_b = _location(xa, relative), _location(xb, relative)
+    need = max(min_n, MIN_PAIRS)
+    ev.test = "signed-rank sign-flip"
+    if xa.size < need:
+        ev.reason = f"too few pairs: {xa.size} (need {need}; min_n {min_n})"
         return
-    ev.p = comp.p
-    if effect == "difference":
-        ev.effect, ev.ci_low, ev.ci_high = comp.diff, comp.ci_low, comp.ci_high
-    else:
-        ev.effect, ev.ci_low, ev.ci_high = relative_effect(
-            xa, xb, comp.paired, direction, level, n_boot, seed
-        )
-        if math.isnan(ev.effect):
-            ev.reason = "relative effect undefined: mean of arm a is not positive"
+    try:
+        d, tie = paired_differences(xa, xb, direction, effect)
+    except ValueError as err:
+        ev.reason = f"{ev.metric}: {err}"
+        return
+    t = ev.threshold
+    if relative:
+        t = log_threshold(ev.threshold, direction)
+        if math.isnan(t):
+            ev.reason = f"relative threshold {ev.threshold:g} cannot be met by positive values"
+            return
+    res = threshold_test(d, t, alpha, seed=seed, tie=tie)
+    ev.test, ev.ci_level, ev.degenerate = res.test, res.ci_level, res.degenerate
+    ev.p, ev.p_below = res.p_above, res.p_below
+    back = (lambda v: from_log(v, direction)) if relative else (lambda v: v)
+    ev.effect, ev.ci_low, ev.ci_high = back(res.estimate), back(res.ci_low), back(res.ci_high)
 
 
 def _censored_note(metric: str, a: pd.DataFrame, b: pd.DataFrame) -> str | None:
@@ -302,42 +293,56 @@ def _censored_note(metric: str, a: pd.DataFrame, b: pd.DataFrame) -> str | None:
 # --------------------------------------------------------------------------- outcomes
 
 
+def _ci_text(ev: Evidence, what: str) -> str:
+    degenerate = " (degenerate: zero width)" if ev.degenerate else ""
+    return (
+        f"{what}: {ev.effect_kind} {ev.effect:.4g} [{ev.ci_low:.4g}, {ev.ci_high:.4g}]{degenerate}"
+    )
+
+
 def test_outcome(ev: Evidence, alpha: float) -> None:
-    """Set ``ev.outcome`` and ``ev.reason`` from its CI, threshold and Holm-adjusted p."""
+    """Set ``ev.outcome`` and ``ev.reason``: ``supported`` when the Holm-adjusted p of
+    ``H0: effect <= threshold`` is at most alpha; ``refuted`` when that of the mirror
+    ``H0: effect >= threshold`` is, unless the interval is degenerate (a zero-width interval
+    never refutes alone); ``inconclusive`` otherwise."""
     if ev.reason:
         ev.outcome = "inconclusive"
         return
-    lo, hi, t = ev.ci_low, ev.ci_high, ev.threshold
-    ci = f"{ev.metric}: {ev.effect_kind} {ev.effect:.4g} [{lo:.4g}, {hi:.4g}]"
-    if math.isnan(lo) or math.isnan(hi):
-        ev.outcome, ev.reason = "inconclusive", f"{ev.metric}: no interval (no spread)"
-    elif lo > t and ev.p_holm <= alpha:
+    t = ev.threshold
+    ci = _ci_text(ev, ev.metric)
+    if ev.p_holm <= alpha:
         ev.outcome = "supported"
-        ev.reason = f"{ci} above {t:g}; p_holm {ev.p_holm:.3g} <= {alpha:g}"
-    elif lo > t:
+        ev.reason = f"{ci}; H0 effect <= {t:g}: p_holm {ev.p_holm:.3g} <= {alpha:g}"
+    elif ev.p_holm_below <= alpha and not ev.degenerate:
+        ev.outcome = "refuted"
+        ev.reason = f"{ci}; H0 effect >= {t:g}: p_holm {ev.p_holm_below:.3g} <= {alpha:g}"
+    elif ev.p_holm_below <= alpha:
         ev.outcome = "inconclusive"
-        ev.reason = f"{ci} above {t:g} but p_holm {ev.p_holm:.3g} > {alpha:g}"
-    elif hi <= t:
-        ev.outcome, ev.reason = "refuted", f"{ci} not above {t:g}"
+        ev.reason = f"{ci}: below {t:g} only on a degenerate interval"
     else:
-        ev.outcome, ev.reason = "inconclusive", f"{ci} straddles {t:g}"
+        ev.outcome = "inconclusive"
+        ev.reason = (
+            f"{ci}: neither side of {t:g} shown (p above {ev.p_holm:.3g}, "
+            f"below {ev.p_holm_below:.3g}, Holm)"
+        )
 
 
-def guard_outcome(ev: Evidence) -> None:
-    """``holds`` / ``violated`` / ``undetermined`` for a guard (effect = worsening of b)."""
+def guard_outcome(ev: Evidence, alpha: float = 0.05) -> None:
+    """``holds`` / ``violated`` / ``undetermined`` for a guard (effect = worsening of b):
+    ``holds`` when ``H0: worsening >= margin`` is rejected at alpha (non-inferiority shown by
+    the test, never by a zero-width interval alone), ``violated`` when
+    ``H0: worsening <= margin`` is, ``undetermined`` otherwise."""
     if ev.reason:
         ev.outcome = "undetermined"
         return
-    lo, hi, m = ev.ci_low, ev.ci_high, ev.threshold
-    ci = f"guard {ev.metric}: worsening {ev.effect:.4g} [{lo:.4g}, {hi:.4g}]"
-    if math.isnan(lo) or math.isnan(hi):
-        ev.outcome, ev.reason = "undetermined", f"guard {ev.metric}: no interval"
-    elif hi <= m:
-        ev.outcome, ev.reason = "holds", f"{ci} within margin {m:g}"
-    elif lo > m:
-        ev.outcome, ev.reason = "violated", f"{ci} beyond margin {m:g}"
+    m = ev.threshold
+    ci = _ci_text(ev, f"guard {ev.metric}")
+    if ev.p_below <= alpha:
+        ev.outcome, ev.reason = "holds", f"{ci} within margin {m:g} (p {ev.p_below:.3g})"
+    elif ev.p <= alpha:
+        ev.outcome, ev.reason = "violated", f"{ci} beyond margin {m:g} (p {ev.p:.3g})"
     else:
-        ev.outcome, ev.reason = "undetermined", f"{ci} straddles margin {m:g}"
+        ev.outcome, ev.reason = "undetermined", f"{ci}: margin {m:g} not shown either way"
 
 
 def combine(pred: Prediction, tests: list[Evidence], guards: list[Evidence]) -> tuple[str, str]:
@@ -452,9 +457,7 @@ def _stratum_compare(
                 continue
             va = pd.Series(a[item.metric].to_numpy(float), index=keys_a.to_numpy())
             vb = pd.Series(b[item.metric].to_numpy(float), index=keys_b.to_numpy())
-            compare_values(
-                ev, va, vb, direction, item.effect, pred.min_n, ctx.level, ctx.n_boot, ctx.seed
-            )
+            compare_values(ev, va, vb, direction, item.effect, pred.min_n, pred.alpha, ctx.seed)
     if note:
         for ev in out:
             ev.label_a = f"{ev.label_a} ({note})" if ev.label_a else note
@@ -511,15 +514,7 @@ def _stratum_spread(
             spread = frame[full].groupby("k")["v"].agg(lambda v: _spread(v, pred.spread))
             series.append(spread)
         compare_values(
-            ev,
-            series[0],
-            series[1],
-            direction,
-            test.effect,
-            pred.min_n,
-            ctx.level,
-            ctx.n_boot,
-            ctx.seed,
+            ev, series[0], series[1], direction, test.effect, pred.min_n, pred.alpha, ctx.seed
         )
     return out
 
@@ -601,7 +596,7 @@ def _narrow(table: pd.DataFrame, pred: Prediction) -> pd.DataFrame:
     fields.append(pred.rank_by)
     fields += [t.metric for t in pred.tests] + [g.metric for g in pred.guards]
     fields += [*pred.x, *pred.y, "arm", "label", "data_source", "mode", "budget", "ttt"]
-    fields += ["recovery_censored", "switches", "plateau_exited", "status"]
+    fields += ["recovery_censored", "switches", "plateau_exited", "status", "drifts", "steps"]
     keep = [c for c in dict.fromkeys(fields) if c in table.columns]
     return table[keep]
 
@@ -617,7 +612,7 @@ def evaluate_prediction(
     """Evidence for one prediction (Holm and outcomes not yet applied) and, when it could not
     be evaluated anywhere, the reason (with the sweep to run)."""
     ctx = Context(pred, runset, n_boot, seed)
-    table = _narrow(analysed(runset.table), pred)
+    table = apply_policy(_narrow(runset.table, pred))
     base = table[select(runset, table, pred.runs)]
     run_hint = _run_hint(pred)
     if base.empty:
@@ -676,8 +671,9 @@ def evaluate(
         per_pred.append((pred, evidence, missing))
     tests = [e for _, ev, _ in per_pred for e in ev if e.role == "test"]
     adjusted = holm(np.array([e.p if not e.reason else NAN for e in tests], float))
-    for e, p in zip(tests, adjusted, strict=True):
-        e.p_holm = float(p)
+    below = holm(np.array([e.p_below if not e.reason else NAN for e in tests], float))
+    for e, p, q in zip(tests, adjusted, below, strict=True):
+        e.p_holm, e.p_holm_below = float(p), float(q)
     verdicts: list[Verdict] = []
     evidence_rows: list[dict] = []
     for pred, evidence, missing in per_pred:
@@ -692,7 +688,7 @@ def evaluate(
             if e.role == "test":
                 test_outcome(e, pred.alpha)
             else:
-                guard_outcome(e)
+                guard_outcome(e, pred.alpha)
             groups.setdefault((e.data_source, e.stratum), []).append(e)
             evidence_rows.append(asdict(e))
         for (ds, stratum), evs in groups.items():
