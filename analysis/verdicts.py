@@ -12,31 +12,41 @@ Only strata with runs of both arms are evaluated (a stratum with one arm says no
 the claim); when no stratum has both, the prediction gets one ``inconclusive`` verdict naming
 where each arm was found and the sweep to run.
 
-Outcome of one test, with threshold ``t`` on the oriented effect:
+Runs enter under the outcome policy of :mod:`analysis.outcomes` (failed runs excluded, diverged
+runs at the worst rank, never dropped). Outcome of one test, with threshold ``t`` on the
+oriented effect (tests: :mod:`analysis.threshold`, paired signed-rank sign-flip permutation
+tests, exact for n <= 12):
 
-- ``supported``: the CI lies above ``t`` (``ci_low > t``) and ``p_holm <= alpha``;
-- ``refuted``: the CI lies at or below ``t`` (``ci_high <= t``): the effect is credibly no
-  larger than claimed (for ``t = 0``, credibly absent or reversed);
-- ``inconclusive`` otherwise (the CI straddles ``t``, or Holm withholds significance), or when
-  the runs are missing or too few (``min_n``), the pairing is ambiguous, the arms' budgets
-  differ (compute not matched), or every run of a censored metric is censored (no run reached
-  the target: nothing is learnt about time-to-target).
+- ``supported``: ``H0: effect <= t`` rejected at alpha after Holm (``p_holm <= alpha``);
+- ``refuted``: the mirror ``H0: effect >= t`` rejected at alpha after Holm
+  (``p_holm_below <= alpha``), unless the interval is degenerate (zero width: it never refutes
+  alone);
+- ``inconclusive`` otherwise, or when the runs are missing or too few (fewer than
+  ``max(min_n, 5)`` pairs: no test at all), the pairing is ambiguous, the arms' budgets differ
+  (compute not matched), or every run of a censored metric is censored.
 
-Under a true null effect and ``t = 0``, ``supported`` needs ``ci_low > 0``: probability at most
-alpha/2 for the lower tail of a two-sided ``1 - alpha`` interval, so at most alpha.
+The reported interval is the one the two one-sided tests invert (Walsh-average bounds, exact
+coverage in ``ci_level``, at least ``1 - 2 alpha``), on the effect's own scale: a ``difference``
+is the Hodges-Lehmann pseudo-median of the paired differences; a ``relative`` effect is tested
+on the log ratio (``log(a/b) > -log(1 - t)`` for a decrease of more than ``t``), i.e. on the
+ratio of geometric means, and reported back as ``1 - exp(-theta)`` (decrease) or
+``exp(theta) - 1`` (increase). Positive values are required for a relative effect.
+
+The Holm family is fixed by the predictions: every test the predictions define, in the strata
+present (a stratum needs runs of both arms of that prediction), each side (above, below)
+adjusted over its own p-values; the exploratory comparisons table is another family
+(:func:`analysis.tables.comparisons_table`). Runs of other arms in the folder do not enter it.
 
 A prediction's verdict in a stratum combines its tests (``combine: all``: supported if every
 test is, refuted if any is; ``any``: supported if any is, refuted if all are) and then its
-guards (non-inferiority of ``b`` against ``a`` by ``margin``): a guard whose CI of the worsening
-lies above the margin refutes the prediction; one that cannot be shown to hold (CI straddles
-the margin) makes a supported verdict inconclusive.
+guards (non-inferiority of ``b`` against ``a`` by ``margin``, each at alpha without Holm): a
+guard whose ``H0: worsening <= margin`` is rejected is ``violated`` and refutes the prediction;
+a guard ``holds`` only when ``H0: worsening >= margin`` is rejected; otherwise it is
+``undetermined`` and makes a supported verdict inconclusive (so a margin of 0 on counts that
+are zero in both arms cannot hold: nothing shows "no worse").
 
-Effects: ``difference`` is :func:`analysis.stats.paired_comparison` (paired t interval and test;
-Welch interval and Mann-Whitney U when fewer than ``min_n`` pairs share a key). ``relative`` is
-the ratio of the arm means (``1 - mean_b/mean_a`` for a decrease) with a percentile bootstrap CI
-over pairs (or over each arm independently when unpaired), ``n_boot`` resamples, fixed seed; its
-p-value is the same test of no difference. A correlation's CI is a percentile bootstrap over
-runs, its p-value scipy's test of zero correlation.
+A correlation's CI is a percentile bootstrap over runs, its p-value scipy's test of zero
+correlation (not a threshold test; unchanged).
 """
 
 from __future__ import annotations
