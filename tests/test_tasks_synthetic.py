@@ -417,3 +417,20 @@ def test_cartpole_dynamics_drift_changes_the_physics_and_the_evaluation() -> Non
 def test_cartpole_rejects_bad_values(kwargs: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         CartPoleDriftTask(seed=0, batch_size=4, **kwargs)
+
+
+def test_e06_runs_sgd_family_arms_on_drifts_that_rescale_and_that_move_the_optimum() -> None:
+    """The issue's e06 findings, locked: AdamW (where the gauge idles) is gone, the curves have
+    a row per step for the recovery metric, and the phases both rescale and reverse the push."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    exp = yaml.safe_load((root / "conf/experiment/e06_cartpole_reward_drift.yaml").read_text())
+    assert set(exp["hydra"]["sweeper"]["params"]["optimizer"].split(",")) == {"sgd", "sgdm"}
+    assert exp["scale"]["log_every"] == 1
+    task = yaml.safe_load((root / "conf/task/cartpole_drift.yaml").read_text())
+    assert task["ae_loss"] == "shortfall"
+    phases = task["drift"]["phases"]
+    assert any(p.get("force_mag", 10.0) < 0 for p in phases)  # the optimum moves
+    assert {p["scale"] for p in phases} >= {10.0, 0.1}  # the gradient rescales
+    assert task["drift"]["every_episodes"]["cpu"] // task["batch_size"] == 50  # first switch: 51
