@@ -19,8 +19,9 @@ param group's ``sigma`` mirrors pycma's current step size after each tell (logge
 
 When pycma's own termination criteria fire (``tolfun``, ``tolx``, ``tolstagnation``, ...) and no
 restart is left, the strategy freezes: later generations ask nothing, count no evaluations and
-keep the mean; the reasons are in :attr:`CMAES.stopped`. Full covariance costs O(n^2) memory and O(n^3) per
-eigendecomposition, so CMA-ES refuses models above ``max_dim`` parameters. pycma draws from
+keep the mean; the reasons are in :attr:`CMAES.stopped`. Full covariance costs O(n^2)
+memory and O(n^3) per eigendecomposition, so CMA-ES refuses models above ``max_dim``
+parameters. pycma draws from
 numpy's global generator, which it seeds from the ``es`` stream of the run seed (no other part of
 the harness uses numpy's global generator). AE has no binding for CMA-ES: it adapts its own step
 size and covariance (``ae=on`` is refused before the run starts, ``aebench.validation``).
