@@ -25,6 +25,8 @@ from aebench.paths import config_dir
 from aebench.schema import register_configs
 from aebench.validation import ConfigError, validate_config
 
+#: where plug-ins outside the package add config groups and options (docs/howto_add_task.md)
+SP = "hydra.searchpath"
 #: keys hidden from "allowed keys" lists: instantiate plumbing, not settings
 _PLUMBING = ("_target_", "_partial_", "_convert_", "_recursive_")
 
@@ -105,9 +107,12 @@ def preflight(argv: Sequence[str]) -> None:
             if values[-1] == []:
                 raise ConfigError(f"{o.input_line}: the sweep has no values")
 
+        # plug-in config folders (hydra.searchpath=[file://...]) add options Hydra finds at
+        # composition: the options check below knows only the package's, so it leaves them
+        searchpath = [o.input_line for o in hydra_overrides.values() if o.key_or_group == SP]
         for o, vals in zip(parsed, values, strict=True):
             key = o.key_or_group
-            if key not in groups or o.is_delete():
+            if key not in groups or o.is_delete() or searchpath:
                 continue
             options = loader.get_group_options(key)
             for v in vals if vals is not None else [str(o.value())]:
@@ -120,12 +125,12 @@ def preflight(argv: Sequence[str]) -> None:
         def first(o: Override, vals: list[str] | None) -> str:
             return _override_string(o, vals[0] if vals else None)
 
-        base = [first(o, v) for o, v in zip(parsed, values, strict=True)]
+        base = searchpath + [first(o, v) for o, v in zip(parsed, values, strict=True)]
         combos = [base]
         for i, vals in enumerate(values):
             for v in (vals or [])[1:]:
                 combo = list(base)
-                combo[i] = _override_string(parsed[i], v)
+                combo[len(searchpath) + i] = _override_string(parsed[i], v)
                 combos.append(combo)
 
         def compose_combo(combo: list[str]) -> DictConfig:
