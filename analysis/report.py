@@ -19,6 +19,7 @@ import pandas as pd
 
 from analysis.arms import RULESET_NOTE
 from analysis.collect import RunSet
+from analysis.outcomes import failed_runs
 from analysis.render import interval, latex, markdown, num, pvalue
 
 #: summary metrics shown in the arms tables, with their column titles
@@ -67,9 +68,21 @@ def header(res: Results) -> str:
     unreadable = [p for p in res.runset.problems if p.kind == "unreadable"]
     sources = table.loc[table["status"] != "partial", "data_source"].value_counts()
     commits = sorted(str(c)[:10] for c in table["commit"].dropna().unique())
-    lines = [
-        "# aebench-analyze report",
-        "",
+    lines = ["# aebench-analyze report", ""]
+    failed = failed_runs(table)
+    if len(failed):
+        lines += [
+            f"**{len(failed)} FAILED runs (an exception: a bug, not a result) are EXCLUDED from "
+            "every statistic below; fix and rerun them:**",
+            "",
+        ]
+        for r in failed.head(20).itertuples():
+            error = str(getattr(r, "error", "") or "").splitlines()[:1]
+            lines.append(f"- `{getattr(r, 'path', '')}` {r.arm}: {' '.join(error)}")
+        if len(failed) > 20:
+            lines.append(f"- ... and {len(failed) - 20} more (runs.csv, status failed)")
+        lines.append("")
+    lines += [
         "Inputs: " + ", ".join(f"`{p}`" for p in res.paths),
         "",
         f"- {_status_line(table)}; {len(unreadable)} unreadable files (listed at the end).",
@@ -77,8 +90,10 @@ def header(res: Results) -> str:
         + (", ".join(f"{ds} ({n} runs)" for ds, n in sources.items()) or "none")
         + ". Runs of different data sources are never pooled: every table is split by source.",
         f"- Suite commits in the records: {', '.join(commits) or 'unknown'}.",
-        f"- Confidence intervals: {res.confidence:.0%} ({res.ci_method} for arm means; "
-        "predictions use 1 - alpha).",
+        f"- Confidence intervals: {res.confidence:.0%} ({res.ci_method} for arm means of the "
+        "finished runs); predictions and comparisons report the interval their one-sided "
+        "signed-rank tests invert (exact level in ci_level). Outcome policy: diverged runs at "
+        "the worst rank, failed runs excluded (docs/analysis.md).",
     ]
     return "\n".join(lines)
 

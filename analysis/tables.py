@@ -5,8 +5,9 @@
   left out; a metric its runs lost by failing (``final`` of diverged runs) is kept, with the
   losses counted in ``n_dropped``.
 - :func:`comparisons_table`: the default comparisons of :func:`analysis.arms.partners`, every
-  metric of :data:`COMPARE_METRICS`, paired by seed, Holm-adjusted over every row (one family
-  per report).
+  metric of :data:`COMPARE_METRICS`, paired by seed (at least 5 pairs), signed-rank sign-flip
+  tests (log ratios for loss-like metrics), Holm-adjusted over every row: an exploratory family
+  of its own, apart from the predictions'.
 - :func:`time_to_target_table`: fraction reached and COCO's expected running time per arm.
 - :func:`profiles`: AlgoPerf performance profiles over problems (tasks with their ``task.*``
   overrides), time = ERT, ``r_max`` = 4.
@@ -34,11 +35,12 @@ from analysis.stats import (
     expected_running_time,
     fraction_reached,
     holm,
-    paired_comparison,
     performance_profile,
+    probability_of_improvement,
     stratified_bootstrap_iqm,
     summarize,
 )
+from analysis.threshold import MIN_PAIRS, paired_differences, threshold_test
 
 SUMMARY_METRICS = (
     "final",
@@ -137,14 +139,18 @@ def compare_arms(
     metric: str,
     higher_is_better: bool,
     confidence: float = 0.95,
-) -> tuple[object, str]:
-    """:func:`analysis.stats.paired_comparison` of two arms' runs on ``metric``, paired by seed;
-    unpaired (with a note) when a seed repeats within an arm. Returns the Comparison and notes."""
+) -> tuple[dict, str]:
+    """Exploratory paired comparison of two arms' runs on ``metric``, paired by seed: the
+    signed-rank sign-flip test of :mod:`analysis.threshold` at 0 (two-sided ``p = 2 min(p_above,
+    p_below)``) and the ``confidence`` interval it inverts, on the log ratio for a positive
+    metric to minimise (loss-like: ratios of geometric means), on the difference otherwise.
+    No test on fewer than 5 pairs. Returns the row fields and notes."""
     notes = []
-    seeds_a, seeds_b = runs_a["seed"].tolist(), runs_b["seed"].tolist()
+    nan = math.nan
+    out = {"test": "none", "scale": "", "n": 0, "n_dropped": 0, "diff": nan, "ci_low": nan}
+    out |= {"ci_high": nan, "p": nan, "prob_improvement": nan, "degenerate": False}
     if runs_a["seed"].duplicated().any() or runs_b["seed"].duplicated().any():
-        notes.append("repeated seeds: unpaired")
-        seeds_a = seeds_b = None  # type: ignore[assignment]
+        return out, "repeated seeds: not paired, not compared"
     if metric == "time_to_target" and runs_a["ttt"].isna().all() and runs_b["ttt"].isna().all():
         notes.append("no run reached the target")
     if metric == "plateau_exit" and not (
@@ -152,16 +158,37 @@ def compare_arms(
         or runs_b.get("plateau_exited", pd.Series(dtype=bool)).any()
     ):
         notes.append("no run left the plateau")
-    comp = paired_comparison(
-        runs_a[metric].to_numpy(float),
-        runs_b[metric].to_numpy(float),
-        seeds_a,
-        seeds_b,
-        higher_is_better=higher_is_better,
-        confidence=confidence,
-        wilcoxon=False,
+    sa = pd.Series(runs_a[metric].to_numpy(float), index=runs_a["seed"].to_numpy())
+    sb = pd.Series(runs_b[metric].to_numpy(float), index=runs_b["seed"].to_numpy())
+    shared = sa.index.intersection(sb.index)
+    xa, xb = sa.loc[shared].to_numpy(float), sb.loc[shared].to_numpy(float)
+    ok = ~np.isnan(xa) & ~np.isnan(xb)
+    xa, xb = xa[ok], xb[ok]
+    out["n"], out["n_dropped"] = int(xa.size), int(len(sa) + len(sb) - 2 * xa.size)
+    if xa.size < MIN_PAIRS:
+        notes.append(f"too few pairs ({xa.size} < {MIN_PAIRS}): no test")
+        return out, "; ".join(notes)
+    loss_like = not higher_is_better and bool((xa > 0).all() and (xb > 0).all())
+    effect = "relative" if loss_like else "difference"
+    direction = "increase" if higher_is_better else "decrease"
+    d, tie = paired_differences(xa, xb, direction, effect)
+    res = threshold_test(d, 0.0, (1 - confidence) / 2, tie=tie)
+    fin = np.isfinite(xa) & np.isfinite(xb)
+    out.update(
+        test=res.test,
+        scale="log ratio" if loss_like else "difference",
+        diff=res.estimate,
+        ci_low=res.ci_low,
+        ci_high=res.ci_high,
+        p=min(1.0, 2 * min(res.p_above, res.p_below)),
+        degenerate=res.degenerate,
+        prob_improvement=(
+            probability_of_improvement(xa[fin], xb[fin], higher_is_better) if fin.any() else nan
+        ),
     )
-    return comp, "; ".join(notes)
+    if res.degenerate:
+        notes.append("degenerate interval (zero width)")
+    return out, "; ".join(notes)
 
 
 def comparisons_table(
@@ -197,18 +224,8 @@ def comparisons_table(
                     "arm_b": pair["arm_b"],
                     "label_a": a.iloc[0].get("label"),
                     "label_b": first.get("label"),
-                    "test": comp.test,
-                    "n": comp.n_pairs if comp.paired else comp.n_a + comp.n_b,
-                    "n_a": comp.n_a,
-                    "n_b": comp.n_b,
-                    "n_dropped": comp.n_dropped,
                     "higher_is_better": higher,
-                    "diff": comp.diff,
-                    "ci_low": comp.ci_low,
-                    "ci_high": comp.ci_high,
-                    "p": comp.p,
-                    "effect_size": comp.effect_size,
-                    "prob_improvement": comp.prob_improvement,
+                    **comp,
                     "note": note,
                 }
             )
