@@ -99,3 +99,14 @@ def test_page_renders_in_headless_chromium(html_report: Path, tmp_path: Path) ->
     pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
     assert pixels.std() > 5.0, "the screenshot is blank"
     assert (pixels < 128).mean() > 0.005, "almost no dark pixels: no text drawn"
+
+
+def test_headline_prints_a_prediction_with_its_numbers_and_figure(html_report: Path) -> None:
+    from analysis.headline import headline, main
+
+    lines = headline(html_report.parent, "knockout_noise")
+    text = "\n".join(lines)
+    assert lines[0].startswith("Prediction knockout_noise:")
+    assert "time_to_target" in text and "threshold" in text
+    assert f"figure: {html_report.parent / 'figures' / 'verdict_knockout_noise.png'}" in text
+    assert main([str(html_report.parent), "--prediction", "no_such_prediction"]) == 1
