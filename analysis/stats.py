@@ -6,8 +6,9 @@ written here. Definitions follow, and cite, three references:
 - rliable (Agarwal et al., "Deep RL at the Edge of the Statistical Precipice", NeurIPS 2021;
   github.com/google-research/rliable): interquartile mean, probability of improvement,
   stratified bootstrap confidence intervals.
-- COCO (Hansen et al., "COCO: Performance assessment", 2016/2021): expected running time (ERT)
-  with unsuccessful runs counted at their full budget.
+- COCO (Hansen et al., "COCO: Performance assessment", 2016/2021): expected running time (ERT),
+  the evaluations used by all runs over the number of successes (an unsuccessful run is
+  charged what it used: its budget, or the step a diverged run stopped at).
 - AlgoPerf (Dahl et al., "Benchmarking Neural Network Training Algorithms", 2023): performance
   profiles on time-to-target ratios with a cutoff ``r_max``.
 
@@ -36,13 +37,16 @@ ArrayLike = Sequence[float] | np.ndarray | pd.Series
 
 __all__ = [
     "Comparison",
+    "RestrictedMean",
     "Summary",
     "as_censored",
+    "ert_interval",
     "expected_running_time",
     "finite",
     "fraction_reached",
     "holm",
     "iqm",
+    "km_restricted_mean",
     "paired_comparison",
     "performance_profile",
     "performance_ratios",
@@ -558,3 +562,95 @@ def stratified_bootstrap_iqm(
     alpha = (1 - confidence) / 2
     low, high = np.percentile(replicates, [100 * alpha, 100 * (1 - alpha)])
     return point, float(low), float(high)
+
+
+# --------------------------------------------------------------------------- censored times
+
+
+@dataclass(frozen=True)
+class RestrictedMean:
+    """Kaplan-Meier restricted mean time to target (RMST) up to ``horizon``, its CI and the
+    share of runs censored (that did not reach the target)."""
+
+    rmst: float
+    ci_low: float
+    ci_high: float
+    censored_share: float
+    horizon: float
+
+
+def km_restricted_mean(
+    times: ArrayLike, censor: ArrayLike, horizon: float, confidence: float = 0.95
+) -> RestrictedMean:
+    """Kaplan-Meier restricted mean ``RMST = integral_0^horizon S(t) dt``.
+
+    ``times`` are hitting times (``inf`` for a miss); a miss is censored at its ``censor``
+    time (the budget; a diverged run counts as a miss through the budget under the outcome
+    policy, :mod:`analysis.outcomes`). ``S`` is the product-limit estimate
+    ``prod_{t_j <= t} (1 - d_j / n_j)``; the variance is the standard delta-method (Greenwood)
+    one, ``sum_j A_j^2 d_j / (n_j (n_j - d_j))`` with ``A_j = integral_{t_j}^horizon S``; the
+    CI is the normal interval clipped to ``[0, horizon]`` (a step count is never negative).
+    With every run censored at the horizon the RMST is the horizon and the interval is
+    degenerate (``[horizon, horizon]``): nothing was learnt about the time.
+    """
+    t = np.asarray(times, float).ravel()
+    c = np.broadcast_to(np.asarray(censor, float), t.shape)
+    n_runs = t.size
+    if n_runs == 0:
+        nan = float("nan")
+        return RestrictedMean(nan, nan, nan, nan, float(horizon))
+    hit = np.isfinite(t) & (t <= horizon)
+    obs = np.where(hit, t, np.minimum(c, horizon))
+    order = np.argsort(obs, kind="stable")
+    obs, hit = obs[order], hit[order]
+    event_times = np.unique(obs[hit])
+    surv, s = [], 1.0
+    at_risk_d = []
+    for tj in event_times:
+        n_j = int((obs >= tj).sum())
+        d_j = int(((obs == tj) & hit).sum())
+        s *= 1.0 - d_j / n_j
+        surv.append(s)
+        at_risk_d.append((n_j, d_j))
+    grid = np.concatenate([[0.0], event_times, [horizon]])
+    levels = np.concatenate([[1.0], surv])
+    areas = levels * np.diff(grid)
+    rmst = float(areas.sum())
+    var = 0.0
+    for j, (n_j, d_j) in enumerate(at_risk_d):
+        a_j = float(areas[j + 1 :].sum())
+        if n_j > d_j:
+            var += a_j**2 * d_j / (n_j * (n_j - d_j))
+    z = stats.norm.ppf((1 + confidence) / 2)
+    half = z * np.sqrt(var)
+    lo, hi = max(0.0, rmst - half), min(float(horizon), rmst + half)
+    return RestrictedMean(rmst, float(lo), float(hi), float((~hit).mean()), float(horizon))
+
+
+def ert_interval(
+    times: ArrayLike,
+    spent: ArrayLike,
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``(ERT, low, high)``: COCO's ERT (:func:`expected_running_time`, misses charged the
+    steps they used) with a percentile bootstrap CI over runs (``n_boot`` resamples, fixed
+    seed). A resample without a success has ERT ``inf``, so the upper bound is ``inf`` when
+    that happens in more than ``(1 - confidence) / 2`` of them. Bounds are never negative."""
+    t = np.asarray(times, float).ravel()
+    b = np.broadcast_to(np.asarray(spent, float), t.shape)
+    if t.size == 0:
+        nan = float("nan")
+        return nan, nan, nan
+    point = expected_running_time(t, b)
+    hit = np.isfinite(t)
+    cost = np.where(hit, t, b)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, t.size, size=(n_boot, t.size))
+    succ = hit[idx].sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reps = np.where(succ > 0, cost[idx].sum(1) / np.maximum(succ, 1), np.inf)
+    a = (1 - confidence) / 2
+    lo, hi = np.quantile(reps, [a, 1 - a], method="inverted_cdf")
+    return point, max(0.0, float(lo)), float(hi)

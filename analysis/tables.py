@@ -32,9 +32,11 @@ from analysis.metrics import METRICS
 from analysis.outcomes import apply_policy
 from analysis.stats import (
     as_censored,
+    ert_interval,
     expected_running_time,
     fraction_reached,
     holm,
+    km_restricted_mean,
     performance_profile,
     probability_of_improvement,
     stratified_bootstrap_iqm,
@@ -246,6 +248,22 @@ def steps_spent(g: pd.DataFrame) -> np.ndarray:
     return np.where(div, np.minimum(used, np.where(np.isfinite(budgets), budgets, used)), budgets)
 
 
+def _ttt_intervals(
+    times: np.ndarray, spent: np.ndarray, budgets: np.ndarray, ert: float
+) -> dict[str, float]:
+    """ERT's bootstrap CI and the Kaplan-Meier restricted mean (horizon: the largest budget)
+    with its CI and the censored share (:mod:`analysis.stats`)."""
+    nan = math.nan
+    out = {"ert_low": nan, "ert_high": nan, "rmst": nan, "rmst_low": nan, "rmst_high": nan}
+    out["censored_share"] = float((~np.isfinite(times)).mean()) if times.size else nan
+    if math.isnan(ert) or not np.isfinite(budgets).any():
+        return out
+    _, out["ert_low"], out["ert_high"] = ert_interval(times, spent)
+    km = km_restricted_mean(times, budgets, float(np.nanmax(budgets)))
+    out.update(rmst=km.rmst, rmst_low=km.ci_low, rmst_high=km.ci_high)
+    return out
+
+
 def time_to_target_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per (data source, task, arm): runs, targets reached, fraction reached, ERT (COCO: steps
     used by all runs, a completed miss at its budget and a diverged run at the step it stopped,
@@ -272,6 +290,7 @@ def time_to_target_table(table: pd.DataFrame) -> pd.DataFrame:
                 "reached": int(np.isfinite(times).sum()),
                 "fraction_reached": fraction_reached(times),
                 "ert": ert,
+                **_ttt_intervals(times, spent, budgets, ert),
                 "budget": float(np.nanmax(budgets)) if np.isfinite(budgets).any() else math.nan,
             }
         )
