@@ -470,8 +470,9 @@ class AEControl:
                 )
             )
         level_rel = self.loss.level / (self.level0 or 1.0)
+        ez, ezbar = self._energy_coordinates(gs, z_new, zbar_l)
         energy = float(
-            L.lyapunov_energy(level_rel, res.z, zbar, gs.params.m, cfg.lyapunov.weight, psi)
+            L.lyapunov_energy(level_rel, ez, ezbar, gs.params.m, cfg.lyapunov.weight, psi)
         )
         k = cfg.every
         if gs.energy is not None and math.isfinite(energy):
@@ -486,6 +487,26 @@ class AEControl:
             gs.guards += int(fired)
         gs.guard_sum += gs.guard
         gs.n_updates += 1
+
+    def _energy_coordinates(
+        self, gs: GroupState, z: list[float], zbar: list[float]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The coordinates AE-10's distance ``||a - a_bar||_M`` is measured in: the chart for
+        alpha, betas, eps and es_sigma (log-type deviations from a positive prior), and for the
+        kinds whose floor means "off" (sigma, weight decay, l1, dropout) the coefficient's own
+        units as a fraction of its box, ``a / (hi - lo)``. In the chart a sigma rising from its
+        floor 1e-6 to 1e-5 is 2.3 log units away from "off" and booked an energy rise every step
+        the noise law raised it (measured: regression MLP, SGDm, the guard at g_min = 0.05 from
+        step ~300 with sigma 4e-6); in its own units that is 1% of its box."""
+        ez, ezbar = list(z), list(zbar)
+        for j, k in enumerate(gs.kinds):
+            if has_off_floor(k):
+                c: CoefConfig = getattr(self.cfg.coefs, k)
+                width = c.hi - c.lo
+                ez[j] = from_chart(k, z[j], c.lo) / width
+                ezbar[j] = from_chart(k, zbar[j], c.lo) / width
+        dt = torch.float64
+        return torch.tensor(ez, dtype=dt), torch.tensor(ezbar, dtype=dt)
 
     def _alpha_in_effect(self, group: dict, gs: GroupState) -> tuple[float, float]:
         """``(alpha in effect, its base)``: the lr the coming step applies if AE writes nothing

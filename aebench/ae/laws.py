@@ -283,7 +283,10 @@ def lyapunov_energy(
     """AE-10: ``V_t = LP(l)/LP(l)_0 + (weight/2) ||z - zbar||_M^2 + psi_Omega(z)``.
 
     The loss term is the filtered level relative to the first filtered level, so the energy is
-    scale-free like the drive (AE_READINGS #2) and adds to chart units without a unit clash.
+    scale-free like the drive and adds to chart units without a unit clash. ``z``, ``zbar`` are
+    the coordinates the controller measures the distance in
+    (:meth:`aebench.ae.controller.AEControl._energy_coordinates`: the chart, except the kinds
+    whose floor means "off", which are measured in their own units as a fraction of their box).
     """
     d = z - zbar
     return level_rel + 0.5 * weight * (m * d * d).sum() + psi

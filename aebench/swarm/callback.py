@@ -480,8 +480,13 @@ class SwarmCallback(L.Callback):
             t.incidents.divergence = 1
             self._evaluate(pl_module, t, step)
             self.left = 0
-            log.warning("%s trajectory %d diverged at step %d (train loss %.4g): retired",
-                        self.label, t.index, step, loss)
+            log.warning(
+                "%s trajectory %d diverged at step %d (train loss %.4g): retired",
+                self.label,
+                t.index,
+                step,
+                loss,
+            )
         elif step % self.eval_every == 0:
             self._evaluate(pl_module, t, step)
         if self.left <= 0:
@@ -493,8 +498,14 @@ class SwarmCallback(L.Callback):
             _, value = self._population_value()
             log.info(
                 "%s step %d/%d  round %d  alive %d/%d  val_%s %.4g  (%.1f s)",
-                self.label, step, self.total_steps, len(self.round_budgets),
-                sum(x.alive for x in self.trajs), len(self.trajs), self.metric.name, value,
+                self.label,
+                step,
+                self.total_steps,
+                len(self.round_budgets),
+                sum(x.alive for x in self.trajs),
+                len(self.trajs),
+                self.metric.name,
+                value,
                 self.wall_s,
             )
 
@@ -536,33 +547,35 @@ class SwarmCallback(L.Callback):
         record is strict JSON)."""
         finals = [t.latest for t in self.trajs if t.alive and math.isfinite(t.latest)]
         pop = self.rule.pop
-        return _json_safe({
-            "rule": type(self.rule).__name__,
-            "size": len(self.trajs),
-            "rounds": len(pop.round_steps) if pop is not None else None,
-            "round_steps": list(pop.round_steps) if pop is not None else None,
-            "b_min": self.rule.b_min() if hasattr(self.rule, "b_min") else None,
-            "budgets": self.round_budgets,
-            "copies": self.copies,
-            "selected": self.selected(),
-            "mean_final": finite_or_none(sum(finals) / len(finals)) if finals else None,
-            "n_final": len(finals),
-            "per_trajectory": [
-                {
-                    "index": t.index,
-                    "status": t.status,
-                    "steps": t.steps,
-                    "final": finite_or_none(t.latest),
-                    "best": finite_or_none(t.best),
-                    "priors": t.priors,
-                    "coefficients": t.coefs.values(),
-                    "incidents": dataclasses.asdict(t.incidents),
-                    "init_hash": t.init_hash,
-                    "seed": t.seed,
-                }
-                for t in self.trajs
-            ],
-        })
+        return _json_safe(
+            {
+                "rule": type(self.rule).__name__,
+                "size": len(self.trajs),
+                "rounds": len(pop.round_steps) if pop is not None else None,
+                "round_steps": list(pop.round_steps) if pop is not None else None,
+                "b_min": self.rule.b_min() if hasattr(self.rule, "b_min") else None,
+                "budgets": self.round_budgets,
+                "copies": self.copies,
+                "selected": self.selected(),
+                "mean_final": finite_or_none(sum(finals) / len(finals)) if finals else None,
+                "n_final": len(finals),
+                "per_trajectory": [
+                    {
+                        "index": t.index,
+                        "status": t.status,
+                        "steps": t.steps,
+                        "final": finite_or_none(t.latest),
+                        "best": finite_or_none(t.best),
+                        "priors": t.priors,
+                        "coefficients": t.coefs.values(),
+                        "incidents": dataclasses.asdict(t.incidents),
+                        "init_hash": t.init_hash,
+                        "seed": t.seed,
+                    }
+                    for t in self.trajs
+                ],
+            }
+        )
 
 
 def _json_safe(value: Any) -> Any:
@@ -607,8 +620,9 @@ def build_population(
     make_opt = instantiate(cfg.optimizer, _convert_="all")
     make_sched = instantiate(cfg.schedule, _convert_="all")
     share = max(1, budget // size)
-    positions = prior_positions(size, PRIOR_AXES, random.Random(derive_seed(cfg.seed,
-                                                                            "swarm/priors")))
+    positions = prior_positions(
+        size, PRIOR_AXES, random.Random(derive_seed(cfg.seed, "swarm/priors"))
+    )
     spread = {k: float(sw.priors.coef) for k in GENOTYPE}
     spread["alpha"] = float(sw.priors.lr)
     spread["gains"] = float(sw.priors.gains)
@@ -637,15 +651,28 @@ def build_population(
         control = None
         gain = spread["gains"] ** u["gains"]
         if cfg.ae.enabled:
-            control = AEControl(opt, _ae_with_gains(ae_cfg, gain), seed=seed)
+            # the task's model coefficients (gates, dropout, l1) join each trajectory's
+            # controller, as in a single run (aebench.ae.callback.AEController)
+            mcs = list(t_task.coefficients(t_model)) if hasattr(t_task, "coefficients") else []
+            control = AEControl(
+                opt, _ae_with_gains(ae_cfg, gain), seed=seed, model_coefficients=mcs
+            )
         priors = {k: spread[k] ** u[k] for k in GENOTYPE}
         priors["gains"] = gain if control is not None else 1.0
         trajs.append(
             Trajectory(
-                index=i, task=t_task, model=t_model, optimizer=opt, schedule=sched,
-                control=control, coefs=Coefficients(opt, sched, control, ae_cfg),
-                batches=t_batches, seed=seed, priors=priors,
-                init_hash=tensor_hash(*t_model.state_dict().values()), schedule_steps=share,
+                index=i,
+                task=t_task,
+                model=t_model,
+                optimizer=opt,
+                schedule=sched,
+                control=control,
+                coefs=Coefficients(opt, sched, control, ae_cfg),
+                batches=t_batches,
+                seed=seed,
+                priors=priors,
+                init_hash=tensor_hash(*t_model.state_dict().values()),
+                schedule_steps=share,
             )
         )
     rule: PopulationRule = instantiate(sw.rule, _convert_="all")()
@@ -671,7 +698,8 @@ def build_population(
         mode=task.metric_mode,
         divergence_factor=float(cfg.divergence.factor),
         divergence_floor=float(cfg.divergence.floor),
-        progress_every=max(1, budget // cfg.scale.progress_lines) if cfg.scale.progress_lines
+        progress_every=max(1, budget // cfg.scale.progress_lines)
+        if cfg.scale.progress_lines
         else 0,
         label=label,
         dither_seed=derive_seed(cfg.seed, "swarm/dither"),
