@@ -86,6 +86,7 @@ RECORD_COLUMNS = [
     "divergence",
     "lr_cliffs",
     "tuned_lr",
+    "cost_per_step",
     "error",
     "overrides",
     "schema",
@@ -181,6 +182,7 @@ def flatten(record: dict, path: Path) -> dict:
         "divergence": incidents.get("divergence"),
         "lr_cliffs": incidents.get("lr_cliffs"),
         "tuned_lr": _mapping(_mapping(record.get("extra")).get("lr_finder")).get("lr"),
+        "cost_per_step": cost_per_step(record),
         "error": _first_line(record.get("error")),
         "overrides": " ".join(map(str, overrides)) if isinstance(overrides, list) else None,
         "schema": record.get("schema"),
@@ -188,6 +190,19 @@ def flatten(record: dict, path: Path) -> dict:
         "arm": record.get("arm"),
         "path": str(path.parent),
     }
+
+
+def cost_per_step(record: dict) -> float | None:
+    """Forward-equivalents per step (issue 21, docs/es.md): an ES generation costs its fitness
+    evaluations (members + centre) per step, a gradient step 3 (forward + backward); None when
+    no step was taken. Compare arms on steps only when this agrees."""
+    steps = record.get("steps")
+    if not isinstance(steps, int | float) or steps <= 0:
+        return None
+    evals = record.get("fitness_evaluations")
+    if isinstance(evals, int | float) and evals > 0:
+        return float(evals) / float(steps)
+    return 3.0
 
 
 def read_record(path: Path) -> tuple[dict | None, Problem | None]:

@@ -426,6 +426,19 @@ def _best_arm(ctx: Context, a: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return chosen, f"a = best of {a['arm'].nunique()} arms by {metric}: {_labels(chosen)}"
 
 
+def _costs_differ(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Whether the arms' forward-equivalents per step differ by more than 10% (an ES arm
+    against a gradient arm; ``cost_per_step`` from :func:`analysis.runs.cost_per_step`)."""
+    if "cost_per_step" not in a.columns or "cost_per_step" not in b.columns:
+        return False
+    ca = pd.to_numeric(a["cost_per_step"], errors="coerce").dropna()
+    cb = pd.to_numeric(b["cost_per_step"], errors="coerce").dropna()
+    if ca.empty or cb.empty:
+        return False
+    lo, hi = min(ca.min(), cb.min()), max(ca.max(), cb.max())
+    return bool(hi > 1.1 * lo)
+
+
 def _stratum_compare(
     ctx: Context, ds: str, stratum: str, a: pd.DataFrame, b: pd.DataFrame, note: str
 ) -> list[Evidence]:
@@ -439,6 +452,12 @@ def _stratum_compare(
     problem = ""
     if len(budgets) > 1:
         problem = f"compute not matched: budgets {sorted(map(float, budgets))}"
+    elif _costs_differ(a, b):  # issue 21: ES generation vs gradient step (docs/es.md)
+        costs = sorted({round(float(c), 2) for c in pd.concat([a, b])["cost_per_step"].dropna()})
+        problem = (
+            f"compute not matched: equal steps but {costs} forward-equivalents per step; "
+            "compare on forward_equivalents"
+        )
     elif keys_a.duplicated().any() or keys_b.duplicated().any():
         side, keys = ("a", keys_a) if keys_a.duplicated().any() else ("b", keys_b)
         dup = keys[keys.duplicated()].iloc[0]
