@@ -54,8 +54,9 @@ from aebench.ae import laws as L
 from aebench.ae.bindings import Binding, ModelCoefficient, add_parameter_noise, binding_for
 from aebench.ae.charts import CHART, chart_bounds, from_chart, has_off_floor, to_chart
 from aebench.ae.config import MODEL_KINDS, AEConfig, CoefConfig, law_names, validate
+from aebench.ae.flatgrad import group_stats, read_update
 from aebench.ae.gauge import GaugeState, measure, reference_lr, update_set_point, usable
-from aebench.ae.signals import SignalState, ema, finite, grad_stats
+from aebench.ae.signals import SignalState, ema, finite
 
 #: kinds whose value 0 means "off": not adapted when configured at 0 (``adapt_at_off`` overrides)
 OFF_AT_ZERO: tuple[str, ...] = ("beta1", "weight_decay")
@@ -161,6 +162,8 @@ class AEControl:
         self._generators: dict[str, torch.Generator] = {}
         self._last_row: dict[str, float] = {}
         self._noise_due = False
+        #: (loss, reward) of the steps since the last update, read at the next one (one transfer)
+        self._pending: list[tuple[Any, Any]] = []
         if self.cfg.rho_buffer == "momentum" and self.binding.family == "adafactor":
             raise ValueError("ae.rho_buffer='momentum': Adafactor has no momentum buffer; use copy")
         self.model_coefficients = list(model_coefficients)
@@ -263,22 +266,24 @@ class AEControl:
         :data:`SIGNAL_COLUMNS` plus the coefficient columns of the family (``lr``, ...), suffixed
         ``/pgN`` for groups N >= 1, and ``skips`` (the count of non-finite steps).
         """
-        loss_f = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
-        reward_f = None
-        if reward is not None:
-            reward_f = float(reward.detach()) if isinstance(reward, torch.Tensor) else float(reward)
         every = self.cfg.every
         self._noise_due = self.t % every == 0
         if not self._noise_due:
-            if finite(loss_f) and (reward_f is None or finite(reward_f)):
-                self.loss.update_loss(loss_f, reward_f, self.cfg.signals)
+            # the loss filters take this loss at the next update (same order, nothing read now)
+            self._pending.append((loss, reward))
             if (self.t + 1) % every == 0:
                 for group, gs in zip(self.optimizer.param_groups, self.groups, strict=True):
                     self._store_prev(group, gs)
             self.t += 1
             return dict(self._last_row)
         pairs = list(zip(self.optimizer.param_groups, self.groups, strict=True))
-        stats = [self._measure(g, gs) for g, gs in pairs]
+        # one host transfer: the pending losses, this step's loss and every group's statistics
+        losses, stats = read_update(
+            self._pending, loss, reward, [self._measure(g, gs) for g, gs in pairs]
+        )
+        self._pending = []
+        self._feed_losses(losses[:-1])
+        loss_f, reward_f = losses[-1]
         ok = (
             finite(loss_f)
             and (reward_f is None or finite(reward_f))
@@ -308,9 +313,10 @@ class AEControl:
     def after_step(self) -> None:
         """Add the sigma parameter noise of each group after an update step (see
         :mod:`aebench.ae.bindings`); with ``ae.every = k`` the k steps' noise at once."""
-        if not self._noise_due:
+        noise_every = self.cfg.noise_every
+        if not self._noise_due or ((self.t - 1) // self.cfg.every) % noise_every:
             return
-        scale = math.sqrt(self.cfg.every)
+        scale = math.sqrt(self.cfg.every * noise_every)
         for group, gs in zip(self.optimizer.param_groups, self.groups, strict=True):
             if gs.sigma > 0.0:
                 ps = [p for p in group["params"] if p.grad is not None]
@@ -323,12 +329,27 @@ class AEControl:
                     )
 
     # ------------------------------------------------------------------ internals
+    def _feed_losses(self, losses: list[tuple[float, float | None]]) -> None:
+        """The loss filters take the losses of the steps between updates, in order."""
+        for loss_f, reward_f in losses:
+            if finite(loss_f) and (reward_f is None or finite(reward_f)):
+                self.loss.update_loss(loss_f, reward_f, self.cfg.signals)
+
+    def _flush(self) -> None:
+        """Feed the pending losses now (before the state is read)."""
+        if self._pending:
+            losses, _ = read_update(self._pending[:-1], *self._pending[-1], [])
+            self._pending = []
+            self._feed_losses(losses)
+
     def _grads(self, group: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         ps = [p for p in group["params"] if p.grad is not None and not p.grad.is_sparse]
         return ps, [p.grad for p in ps]
 
-    def _measure(self, group: dict, gs: GroupState) -> tuple[float, ...] | None:
-        """One sync: ``(||g||^2, g.h, ||h||^2, ||P g||^2, <g, P g>)``, or None without grads."""
+    def _measure(self, group: dict, gs: GroupState) -> torch.Tensor | None:
+        """``[||g||^2, g.h, ||h||^2, ||P g||^2, <g, P g>]`` on the device (no sync; read with
+        the update's one transfer, :func:`aebench.ae.flatgrad.read_update`), or None without
+        grads."""
         ps, grads = self._grads(group)
         if not ps:
             return None
@@ -346,15 +367,7 @@ class AEControl:
                     prevs = None
                     break
                 prevs.append(buf)
-        st = grad_stats(grads, prevs)
-        if self.binding.family == "sgd":
-            pre = st[:1].repeat(2)
-        else:
-            pre = self.binding.precond(self.optimizer, group, ps, grads).to(st.device)
-        gsq, dot, psq, pre_sq, gpg = torch.cat([st, pre]).tolist()
-        if prevs is None:
-            dot, psq = 0.0, 0.0
-        return gsq, dot * scale, psq * scale * scale, pre_sq, gpg
+        return group_stats(self.binding, self.optimizer, group, ps, grads, prevs, scale)
 
     def _store_prev(self, group: dict, gs: GroupState) -> None:
         if self.cfg.rho_buffer != "copy":
@@ -604,6 +617,7 @@ class AEControl:
 
     def state_dict(self) -> dict[str, Any]:
         """Controller state for checkpoints (gradient copies excluded: rebuilt after one step)."""
+        self._flush()
         keep = (
             "base",
             "written",
@@ -640,6 +654,7 @@ class AEControl:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.t, self.skips, self.level0 = state["t"], state["skips"], state["level0"]
+        self._pending = []
         self.loss = SignalState(**state["loss"])
         for gs, saved in zip(self.groups, state["groups"], strict=False):
             for k, v in saved.items():
