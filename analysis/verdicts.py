@@ -263,12 +263,24 @@ def compare_values(
     if xa.size < need:
         ev.reason = f"too few pairs: {xa.size} (need {need}; min_n {min_n})"
         return
-    try:
-        d, tie = paired_differences(xa, xb, direction, effect)
-    except ValueError as err:
-        ev.reason = f"{ev.metric}: {err}"
-        return
     t = ev.threshold
+    if relative and ((xa <= 0).any() or (xb <= 0).any()):
+        if (xa < 0).any() or (xb < 0).any():
+            ev.reason = f"{ev.metric}: a relative effect needs non-negative values"
+            return
+        # zeros (an instant recovery, no incident): the linear form of the same claim,
+        # (1 - t) a - b > 0 for a decrease, b - (1 + t) a > 0 for an increase
+        scale = 1.0 - t if direction == "decrease" else 1.0 + t
+        lin_a = scale * xa
+        d, tie = paired_differences(lin_a, xb, direction, "difference")
+        res = threshold_test(d, 0.0, alpha, seed=seed, tie=tie)
+        ev.effect_kind = f"relative as {'(1-t)a - b' if direction == 'decrease' else 'b - (1+t)a'}"
+        ev.test, ev.ci_level, ev.degenerate = res.test, res.ci_level, res.degenerate
+        ev.p, ev.p_below = res.p_above, res.p_below
+        ev.effect, ev.ci_low, ev.ci_high = res.estimate, res.ci_low, res.ci_high
+        ev.threshold = 0.0
+        return
+    d, tie = paired_differences(xa, xb, direction, effect)
     if relative:
         t = log_threshold(ev.threshold, direction)
         if math.isnan(t):
@@ -483,6 +495,9 @@ def _stratum_compare(
             censored = _censored_note(item.metric, a, b)
             if censored and role == "test":
                 ev.reason = censored
+                continue
+            if item.metric not in a.columns:
+                ev.reason = f"{item.metric}: not measured in these records"
                 continue
             va = pd.Series(a[item.metric].to_numpy(float), index=keys_a.to_numpy())
             vb = pd.Series(b[item.metric].to_numpy(float), index=keys_b.to_numpy())

@@ -154,3 +154,14 @@ def test_fewer_than_five_pairs_are_not_tested() -> None:
     s = pd.Series(np.arange(4.0), keys)
     compare_values(ev, s + 1, s, "decrease", "difference", 2, ALPHA, 0)
     assert "too few pairs" in ev.reason and math.isnan(ev.p)
+
+
+def test_a_relative_effect_with_zeros_uses_the_linear_form_of_the_claim() -> None:
+    """``b <= (1 - t) a`` tested as ``(1 - t) a - b > 0`` when a value is 0 (no log)."""
+    ev = Evidence("p", "s", "", "test", "m", "relative", "decrease", 0.2)
+    keys = np.arange(8)
+    a = pd.Series(np.array([10.0, 12, 9, 11, 10, 13, 8, 10]), keys)
+    b = pd.Series(np.array([0.0, 1, 0, 2, 1, 0, 1, 2]), keys)
+    compare_values(ev, a, b, "decrease", "relative", 5, ALPHA, 0)
+    assert ev.effect_kind.startswith("relative as") and ev.p == pytest.approx(1 / 256)
+    assert ev.ci_low > 0
