@@ -1,4 +1,4 @@
-"""The run record (DESIGN.md): ``result.json`` beside ``curves.csv`` in every job's folder.
+"""The run record (docs/records.md): ``result.json`` beside ``curves.csv`` in every job's folder.
 
 This module is the writer's side of the contract; ``analysis`` reads the files alone. Bump
 ``SCHEMA`` whenever a field changes meaning.

@@ -174,144 +174,182 @@ def _lr_range_test(
     )
 
 
-def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
-    """Validate, train and record one job. A bad config raises before anything is written."""
-    validate_config(cfg)
-    t0 = time.perf_counter()
-    ident = job_identity(cfg, ctx.choices)
-    choices, resolved, ae_on, arm = ident.choices, ident.resolved, ident.ae, ident.arm
-    if cfg.resume:
-        done = _resume(ctx, arm, int(cfg.seed))
-        if done is not None:
-            return done
-    task = build_task(cfg)  # tasks raise ConfigError on bad values: still nothing written
-    budget = step_budget(cfg)
-    record = RunRecord(
+def new_record(cfg: DictConfig, ctx: JobContext, task: Task, budget: int, ident: Any) -> RunRecord:
+    """The job's record before it trains: ``failed`` until the recorder says otherwise."""
+    choices = ident.choices
+    return RunRecord(
         status="failed",
         task=str(choices["task"] or cfg.task.name),
         optimizer=str(choices["optimizer"]),
         schedule=str(choices["schedule"]),
-        ae=ae_on,
+        ae=ident.ae,
         ablation=str(choices["ablation"]),
         swarm=str(choices["swarm"]),
         scale=str(cfg.scale.name),
         seed=int(cfg.seed),
-        arm=arm,
+        arm=ident.arm,
         overrides=list(ctx.overrides),
-        config=resolved,
+        config=ident.resolved,
         data_source=task.data_source,
         metric=Metric(name=task.metric_name, mode=task.metric_mode),
         target=Target(value=float(cfg.task.target)),
         budget=budget,
     )
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def build_training(
+    cfg: DictConfig, task: Task, model: torch.nn.Module, batches: _PeekedBatches, budget: int,
+    label: str, ae_on: bool,
+) -> tuple[L.LightningModule, Any, list[L.Callback], Any]:  # fmt: skip
+    """``(module, recorder, callbacks, train data)``: a population (aebench/swarm, M
+    trajectories, steps = total trajectory-steps) or a single run (one step = one optimizer
+    step, or one ES generation with no backward), with AE's controller first when it is on."""
+    if cfg.swarm.enabled:
+        from aebench.swarm.callback import build_population, ticks
+
+        module, recorder = build_population(
+            cfg, task, model, batches, budget, lambda: build_task(cfg), label
+        )
+        return module, recorder, [recorder], ticks()
+    module_cls = TaskModule
+    if is_es_optimizer(cfg.optimizer):
+        from aebench.es_module import ESTaskModule as module_cls
+    module = module_cls(
+        task,
+        model,
+        instantiate(cfg.optimizer, _convert_="all"),
+        instantiate(cfg.schedule, _convert_="all"),
+        budget,
+    )
+    recorder = RunRecorder(
+        task,
+        total_steps=budget,
+        eval_every=max(1, budget // cfg.scale.evals),
+        log_every=cfg.scale.log_every,
+        target=float(cfg.task.target),
+        divergence_factor=cfg.divergence.factor,
+        divergence_floor=cfg.divergence.floor,
+        progress_every=max(1, budget // cfg.scale.progress_lines)
+        if cfg.scale.progress_lines
+        else 0,
+        label=label,
+    )
+    callbacks: list[L.Callback] = [recorder]
+    if ae_on:
+        from aebench.ae.callback import AEController
+
+        callbacks.insert(0, AEController(cfg.ae, seed=cfg.seed))
+    return module, recorder, callbacks, batches
+
+
+def make_trainer(cfg: DictConfig, ctx: JobContext, budget: int, callbacks: list) -> L.Trainer:
+    return L.Trainer(
+        max_steps=budget,
+        accelerator=cfg.trainer.accelerator,
+        devices=1,
+        deterministic=cfg.trainer.deterministic,
+        barebones=True,
+        callbacks=callbacks,
+        default_root_dir=str(ctx.out_dir),
+    )
+
+
+def fit(trainer: L.Trainer, module: L.LightningModule, data: Any) -> None:
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*(barebones|does not have many workers|LeafSpec).*"
+        )
+        trainer.fit(module, train_dataloaders=data)
+
+
+class _Job:
+    """What the ``finally`` of :func:`run_job` needs, whether or not training got that far."""
+
     module: L.LightningModule | None = None
     trainer: L.Trainer | None = None
     close_sink: Callable[[], None] | None = None
+
+
+def _close(job: _Job, record: RunRecord, ctx: JobContext, t0: float) -> None:
+    """Write the record and the curves, whatever happened (a failed job is data too)."""
+    record.steps = job.trainer.global_step if job.trainer is not None else 0
+    record.fitness_evaluations = int(getattr(job.module, "fitness_evaluations", 0) or 0)
+    record.wall_s = round(time.perf_counter() - t0, 4)
+    if job.module is not None:
+        job.module.curves.write(str(ctx.out_dir / "curves.csv"))
+    record.write(ctx.out_dir)
+    if job.close_sink is not None:
+        job.close_sink()
+
+
+def _seeded_start(
+    cfg: DictConfig, task: Task, record: RunRecord
+) -> tuple[torch.nn.Module, _PeekedBatches]:
+    """Threads, the global seed, the model and the first batch, hashed into ``record.pairing``
+    (arms with the same seed must start from the same weights and data)."""
+    if cfg.trainer.threads:
+        torch.set_num_threads(int(cfg.trainer.threads))
+    L.seed_everything(derive_seed(cfg.seed, "global") % 2**32, workers=True, verbose=False)
+    model = build_model(task, cfg.seed)
+    batches = _PeekedBatches(task)
+    record.pairing = {
+        "init_hash": tensor_hash(*model.state_dict().values()),
+        "first_batch_hash": _first_batch_hash(batches.first),
+    }
+    return model, batches
+
+
+def _read_results(record: RunRecord, recorder: Any, callbacks: list, population: bool) -> None:
+    """What training produced: status, AUC, AE's summary, the population's ledger."""
+    record.status = recorder.status
+    for cb in callbacks:  # AE: gauge set points, mean guard and budget multipliers
+        if callable(getattr(cb, "summary", None)):
+            record.extra["ae"] = cb.summary()
+    record.auc = recorder.auc()
+    if population:
+        record.population = recorder.population()
+
+
+def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
+    """Validate, train and record one job. A bad config raises before anything is written."""
+    validate_config(cfg)
+    t0 = time.perf_counter()
+    ident = job_identity(cfg, ctx.choices)
+    if cfg.resume and (done := _resume(ctx, ident.arm, int(cfg.seed))) is not None:
+        return done
+    task = build_task(cfg)  # tasks raise ConfigError on bad values: still nothing written
+    budget = step_budget(cfg)
+    record = new_record(cfg, ctx, task, budget, ident)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    job = _Job()
     try:
-        if cfg.trainer.threads:
-            torch.set_num_threads(int(cfg.trainer.threads))
-        L.seed_everything(derive_seed(cfg.seed, "global") % 2**32, workers=True, verbose=False)
-        model = build_model(task, cfg.seed)
-        batches = _PeekedBatches(task)
-        record.pairing = {
-            "init_hash": tensor_hash(*model.state_dict().values()),
-            "first_batch_hash": _first_batch_hash(batches.first),
-        }
-        label = f"[{arm.rsplit('-', 1)[0]} seed={cfg.seed}]"
-        data: Any = batches
-        if cfg.swarm.enabled:
-            # a population (aebench/swarm): M trajectories, steps = total trajectory-steps
-            from aebench.swarm.callback import build_population, ticks
-
-            module, recorder = build_population(
-                cfg, task, model, batches, budget, lambda: build_task(cfg), label
-            )
-            callbacks: list[L.Callback] = [recorder]
-            data = ticks()
-        else:
-            module_cls = TaskModule
-            if is_es_optimizer(cfg.optimizer):  # one step = one ES generation, no backward
-                from aebench.es_module import ESTaskModule as module_cls
-            module = module_cls(
-                task,
-                model,
-                instantiate(cfg.optimizer, _convert_="all"),
-                instantiate(cfg.schedule, _convert_="all"),
-                budget,
-            )
-            recorder = RunRecorder(
-                task,
-                total_steps=budget,
-                eval_every=max(1, budget // cfg.scale.evals),
-                log_every=cfg.scale.log_every,
-                target=float(cfg.task.target),
-                divergence_factor=cfg.divergence.factor,
-                divergence_floor=cfg.divergence.floor,
-                progress_every=max(1, budget // cfg.scale.progress_lines)
-                if cfg.scale.progress_lines
-                else 0,
-                label=label,
-            )
-            callbacks = [recorder]
-            if ae_on:
-                from aebench.ae.callback import AEController
-
-                callbacks.insert(0, AEController(cfg.ae, seed=cfg.seed))
-        record.metric, record.target, record.incidents = (
-            recorder.metric,
-            recorder.target,
-            recorder.incidents,
+        model, batches = _seeded_start(cfg, task, record)
+        label = f"[{ident.arm.rsplit('-', 1)[0]} seed={cfg.seed}]"
+        job.module, recorder, callbacks, data = build_training(
+            cfg, task, model, batches, budget, label, ident.ae
         )
+        record.metric, record.target = recorder.metric, recorder.target
+        record.incidents = recorder.incidents
         if cfg.logger.kind == "wandb":
-            sink, close_sink = _wandb_sink(cfg, ctx, arm)
-            module.curves.sinks.append(sink)
-        trainer = L.Trainer(
-            max_steps=budget,
-            accelerator=cfg.trainer.accelerator,
-            devices=1,
-            deterministic=cfg.trainer.deterministic,
-            barebones=True,
-            callbacks=callbacks,
-            default_root_dir=str(ctx.out_dir),
-        )
-        range_test = getattr(getattr(module, "make_schedule", None), "range_test", None)
+            sink, job.close_sink = _wandb_sink(cfg, ctx, ident.arm)
+            job.module.curves.sinks.append(sink)
+        job.trainer = make_trainer(cfg, ctx, budget, callbacks)
+        range_test = getattr(getattr(job.module, "make_schedule", None), "range_test", None)
         if range_test is not None and not cfg.swarm.enabled:  # schedule=lr_finder
-            _lr_range_test(cfg, range_test, model, module, trainer, record, ctx, label)
-        with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore", message=".*(barebones|does not have many workers|LeafSpec).*"
-            )
-            trainer.fit(module, train_dataloaders=data)
+            _lr_range_test(cfg, range_test, model, job.module, job.trainer, record, ctx, label)
+        fit(job.trainer, job.module, data)
         recorder.finish()
-        record.status = recorder.status
-        for cb in callbacks:  # AE: gauge set points, mean guard and budget multipliers
-            if callable(getattr(cb, "summary", None)):
-                record.extra["ae"] = cb.summary()
-        record.auc = recorder.auc()
-        if cfg.swarm.enabled:
-            record.population = recorder.population()
+        _read_results(record, recorder, callbacks, cfg.swarm.enabled)
     except Exception:
         record.error = traceback.format_exc()
         log.error("job failed:\n%s", record.error)
         if ctx.reraise:
             raise
     finally:
-        record.steps = trainer.global_step if trainer is not None else 0
-        record.fitness_evaluations = int(getattr(module, "fitness_evaluations", 0) or 0)
-        record.wall_s = round(time.perf_counter() - t0, 4)
-        if module is not None:
-            module.curves.write(str(ctx.out_dir / "curves.csv"))
-        record.write(ctx.out_dir)
-        if close_sink is not None:
-            close_sink()
+        _close(job, record, ctx, t0)
     log.info(
         "%s: %s after %d steps, final val_%s %s (record: %s)",
-        arm,
-        record.status,
-        record.steps,
-        record.metric.name,
-        record.metric.final,
+        ident.arm, record.status, record.steps, record.metric.name, record.metric.final,
         ctx.out_dir / "result.json",
-    )
+    )  # fmt: skip
     return record

@@ -1,4 +1,4 @@
-"""The run record contract (DESIGN.md): fields, types, statuses, and what each status means."""
+"""The run record contract (docs/records.md): fields, types, statuses, what each status means."""
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -33,10 +34,15 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
 
 @pytest.mark.slow
 def test_the_wheel_ships_the_configs_and_runs(tmp_path: Path) -> None:
+    # build from a copy: setuptools builds in the source folder, and a stale build/ there could
+    # ship files the tree no longer has
+    src = tmp_path / "src"
+    skip = (".venv", ".git", "multirun", "outputs", "build", "evidence", "*.egg-info", "__py*")
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(*skip))
     dist = tmp_path / "dist"
     _run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         str(ROOT), "-w", str(dist)],
+         str(src), "-w", str(dist)],
         cwd=tmp_path,
     )  # fmt: skip
     (wheel,) = dist.glob("aebench-*.whl")
