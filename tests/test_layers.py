@@ -97,3 +97,23 @@ def test_relative_imports_resolve(tmp_path: Path) -> None:
     law.write_text("from .. import task\nfrom .config import AEConfig\n")
     assert [n for _, n in imports(runner, tmp_path)] == ["aebench.record"]
     assert [n for _, n in imports(law, tmp_path)] == ["aebench", "aebench.ae.config"]
+
+
+# ------------------------------------------------------------------------------- the docs set
+def _relative_links(page: Path) -> list[str]:
+    import re
+
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text())
+    return [link for link in links if not link.startswith(("http://", "https://", "mailto:"))]
+
+
+def test_the_readme_is_a_front_door() -> None:
+    """README <= 12 KB (what it is, quick start, the three moves, where to go next); every page
+    it and the docs index link to exists, and neither cites a file outside the repository."""
+    readme = ROOT / "README.md"
+    assert readme.stat().st_size <= 12 * 1024, f"README.md is {readme.stat().st_size} bytes"
+    for page in (readme, ROOT / "docs" / "index.md", ROOT / "docs" / "design.md"):
+        missing = [link for link in _relative_links(page) if not (page.parent / link).exists()]
+        assert missing == [], f"{page.relative_to(ROOT)} links to missing pages: {missing}"
+        text = page.read_text()
+        assert "DESIGN.md" not in text and "AE_READINGS" not in text
