@@ -121,6 +121,11 @@ class CoefConfig:
     #: adapt a coefficient configured at its "off" value (momentum 0, weight decay 0); by
     #: default such a coefficient stays off (plain SGD stays plain SGD)
     adapt_at_off: bool = False
+    #: ``ae=canonical`` (seed AE-SGDm's beta line): the phase term as ``w_c tanh(rho - rho*)``
+    #: instead of ``w_c (rho - rho*)``, and the update additive in the coefficient's own units
+    #: (``beta += eta u``, projected) instead of in its chart
+    phase_tanh: bool = False
+    additive: bool = False
 
 
 def _alpha() -> CoefConfig:
@@ -262,6 +267,9 @@ class TargetsConfig:
     s_star: float = 1.0
     a_star: float = 0.5
     eps_T: float = 1e-3
+    #: > 0: the stall threshold is ``eps_T = eps_T_sqrt_v * sqrt(v_star)`` (the seed's
+    #: eps_T proportional to sqrt(V*); ``ae=canonical``), replacing ``eps_T``
+    eps_T_sqrt_v: float = 0.0
 
 
 @dataclass
@@ -562,6 +570,7 @@ def validate(cfg: Any) -> AEConfig:
     if not 0.0 <= t.a_star <= 1.0:
         _fail("ae.targets.a_star", t.a_star, "must lie in [0, 1]")
     _positive("ae.targets.eps_T", t.eps_T)
+    _nonneg("ae.targets.eps_T_sqrt_v", t.eps_T_sqrt_v)
     n = cfg.noise
     _nonneg("ae.noise.eta_sigma", n.eta_sigma)
     for name in ("kappa_s", "kappa_u", "kappa_v", "kappa_a"):

@@ -65,9 +65,15 @@ def reward_term(R: Any, w_r: torch.Tensor, tau_r: Any) -> torch.Tensor:
     return w_r * torch.tanh(torch.as_tensor(R, dtype=w_r.dtype) / tau_r)
 
 
-def phase_term(rho: Any, w_c: torch.Tensor, rho_star: float) -> torch.Tensor:
-    """AE-2 phase: ``W_c (rho - rho*)``: aligned gradients (rho > rho*) push up for W_c > 0."""
-    return w_c * (torch.as_tensor(rho, dtype=w_c.dtype) - rho_star)
+def phase_term(
+    rho: Any, w_c: torch.Tensor, rho_star: float, tanh_mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """AE-2 phase: ``W_c (rho - rho*)``: aligned gradients (rho > rho*) push up for W_c > 0.
+    Kinds with ``tanh_mask`` 1 use the seed's AE-SGDm beta form ``W_c tanh(rho - rho*)``."""
+    d = torch.as_tensor(rho, dtype=w_c.dtype) - rho_star
+    if tanh_mask is not None and bool(tanh_mask.any()):
+        d = torch.where(tanh_mask > 0, torch.tanh(d), d)
+    return w_c * d
 
 
 def leak_term(z: torch.Tensor, zbar: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
@@ -326,6 +332,9 @@ class LawParams:
     shrink_mask: torch.Tensor
     alpha: torch.Tensor
     sigma: torch.Tensor
+    #: ``ae=canonical`` masks: the tanh phase form, and the additive (own-units) update
+    phase_tanh: torch.Tensor | None = None
+    additive: torch.Tensor | None = None
 
 
 def params_from_config(cfg: AEConfig, kinds: list[str]) -> LawParams:
@@ -357,7 +366,19 @@ def params_from_config(cfg: AEConfig, kinds: list[str]) -> LawParams:
         shrink_mask=onehot("alpha") + onehot("sigma") + onehot("es_sigma"),
         alpha=onehot("alpha"),
         sigma=onehot("sigma") + onehot("es_sigma"),
+        phase_tanh=torch.tensor([1.0 if c.phase_tanh else 0.0 for c in coefs], dtype=dt),
+        additive=torch.tensor([1.0 if c.additive else 0.0 for c in coefs], dtype=dt),
     )
+
+
+def additive_in_chart(step: torch.Tensor, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The chart step equal to an additive update ``beta += s`` of a horizon-chart kind
+    (z = log 1/(1-beta), so 1 - beta = e^-z): ``dz = -log(1 - s e^z)``; entries whose additive
+    step would cross beta = 1 are capped just below (the projection then holds Omega)."""
+    if not bool(mask.any()):
+        return step
+    arg = torch.clamp(1.0 - step * torch.exp(z), min=1e-12)
+    return torch.where(mask > 0, -torch.log(arg), step)
 
 
 @dataclass
@@ -402,7 +423,7 @@ def drive(
     if laws.reward:
         u = u + reward_term(s.R, p.W[:, 2], p.tau[2])
     if laws.phase:
-        u = u + phase_term(s.rho, p.W[:, 3], cfg.targets.rho_star)
+        u = u + phase_term(s.rho, p.W[:, 3], cfg.targets.rho_star, p.phase_tanh)
     if laws.leak:
         u = u + leak_term(z, zbar, p.leak)
     if laws.barrier:
@@ -440,12 +461,15 @@ def coefficient_step(
         step = step + p.alpha * (dt * cfg.gauge.eta_gamma * guard) * gd
     if laws.noise:
         t = cfg.targets
-        nd = noise_drive(s.T, s.V, s.S, s.rho, p.kappa, t.eps_T, t.v_star, t.s_star, t.a_star)
+        eps_T = t.eps_T_sqrt_v * math.sqrt(t.v_star) if t.eps_T_sqrt_v > 0 else t.eps_T
+        nd = noise_drive(s.T, s.V, s.S, s.rho, p.kappa, eps_T, t.v_star, t.s_star, t.a_star)
         step = step + p.sigma * (dt * cfg.noise.eta_sigma * guard) * nd
     if laws.budget:
         step = budget_scale(step, lam)
         if cfg.budget.clip > 0:
             step = hard_clip(step, p.m, dt * dt * cfg.budget.clip * cfg.budget.B)
+    if p.additive is not None:
+        step = additive_in_chart(step, z, p.additive)
     z_new = z + step
     shrink = torch.zeros((), dtype=z.dtype)
     if laws.resonance:

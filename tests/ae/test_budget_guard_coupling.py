@@ -66,7 +66,7 @@ def test_guard_not_at_its_floor_on_regression():
     first = None
     for _ in range(3000):
         loss = task.loss(model, next(it))
-        first = first or float(loss)
+        first = first or float(loss.detach())
         opt.zero_grad()
         loss.backward()
         ctl.before_step(loss.detach())
