@@ -38,7 +38,7 @@ from analysis.stats import (
     holm,
     km_restricted_mean,
     performance_profile,
-    probability_of_improvement,
+    probability_of_improvement_ci,
     stratified_bootstrap_iqm,
     summarize,
 )
@@ -150,7 +150,8 @@ def compare_arms(
     notes = []
     nan = math.nan
     out = {"test": "none", "scale": "", "n": 0, "n_dropped": 0, "diff": nan, "ci_low": nan}
-    out |= {"ci_high": nan, "p": nan, "prob_improvement": nan, "degenerate": False}
+    out |= {"ci_high": nan, "p": nan, "prob_improvement": nan, "prob_improvement_low": nan}
+    out |= {"prob_improvement_high": nan, "degenerate": False}
     if runs_a["seed"].duplicated().any() or runs_b["seed"].duplicated().any():
         return out, "repeated seeds: not paired, not compared"
     if metric == "time_to_target" and runs_a["ttt"].isna().all() and runs_b["ttt"].isna().all():
@@ -175,7 +176,7 @@ def compare_arms(
     direction = "increase" if higher_is_better else "decrease"
     d, tie = paired_differences(xa, xb, direction, effect)
     res = threshold_test(d, 0.0, (1 - confidence) / 2, tie=tie)
-    fin = np.isfinite(xa) & np.isfinite(xb)
+    poi, poi_lo, poi_hi = probability_of_improvement_ci(xa, xb, higher_is_better, confidence)
     out.update(
         test=res.test,
         scale="log ratio" if loss_like else "difference",
@@ -184,9 +185,9 @@ def compare_arms(
         ci_high=res.ci_high,
         p=min(1.0, 2 * min(res.p_above, res.p_below)),
         degenerate=res.degenerate,
-        prob_improvement=(
-            probability_of_improvement(xa[fin], xb[fin], higher_is_better) if fin.any() else nan
-        ),
+        prob_improvement=poi,
+        prob_improvement_low=poi_lo,
+        prob_improvement_high=poi_hi,
     )
     if res.degenerate:
         notes.append("degenerate interval (zero width)")

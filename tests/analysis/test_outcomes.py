@@ -165,3 +165,15 @@ def test_best_fixed_schedule_never_picks_an_arm_for_its_finished_runs_alone() ->
     )
     _, e = evaluate([p], table_runset(rows))
     assert "False-constant" in e["label_a"].iloc[0]  # cosine's mean ignoring its diverged run is 4
+
+
+def test_probability_of_improvement_has_a_stratified_bootstrap_interval() -> None:
+    from analysis.stats import probability_of_improvement, probability_of_improvement_ci
+
+    a, b = [1.0, 2, 3, 4, 5], [2.0, 3, 4, 5, 6]
+    point, lo, hi = probability_of_improvement_ci(a, b)
+    assert point == probability_of_improvement(a, b) == pytest.approx(0.68)
+    assert 0 <= lo < point < hi <= 1
+    # a diverged run (worst rank) is the lowest-ranked value of its arm, not dropped
+    point, _, _ = probability_of_improvement_ci(a, [2.0, 3, 4, 5, np.inf], higher_is_better=False)
+    assert point == pytest.approx(0.32)
