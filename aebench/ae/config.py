@@ -366,6 +366,10 @@ class GaugeConfig:
     #: calibration window (steps) and the delay before it (steps): :mod:`aebench.ae.gauge`
     warmup: int = 100
     delay: int = 100
+    #: ``target='from_run'``: a run's ``result.json`` (or its folder) whose
+    #: ``extra.ae.gauge_set_point`` is reused, one value per param group; ``{seed}`` in the path
+    #: is replaced by the run seed (e09/e10: every level shares its seed's reference set point)
+    from_run: str = ""
     form: str = "log"
     soft_clip: float = 3.0
 
@@ -595,8 +599,10 @@ def validate(cfg: Any) -> AEConfig:
     _nonneg("ae.gauge.eta_gamma", g.eta_gamma)
     if g.signal not in ("auto", "relative", "step", "none"):
         _fail("ae.gauge.signal", g.signal, "allowed: auto, relative, step, none")
-    if g.target not in ("calibrate", "absolute"):
-        _fail("ae.gauge.target", g.target, "allowed: calibrate, absolute")
+    if g.target not in ("calibrate", "absolute", "from_run"):
+        _fail("ae.gauge.target", g.target, "allowed: calibrate, absolute, from_run")
+    if g.target == "from_run" and not str(g.from_run):
+        _fail("ae.gauge.from_run", g.from_run, "target=from_run needs a result.json path")
     if g.target == "absolute":
         _positive("ae.gauge.gamma_star", g.gamma_star)
     if not (isinstance(g.warmup, int) and g.warmup >= 1):

@@ -55,7 +55,14 @@ from aebench.ae.bindings import Binding, ModelCoefficient, add_parameter_noise, 
 from aebench.ae.charts import CHART, chart_bounds, from_chart, has_off_floor, to_chart
 from aebench.ae.config import MODEL_KINDS, AEConfig, CoefConfig, law_names, validate
 from aebench.ae.flatgrad import group_stats, read_update
-from aebench.ae.gauge import GaugeState, measure, reference_lr, update_set_point, usable
+from aebench.ae.gauge import (
+    GaugeState,
+    measure,
+    reference_lr,
+    set_points_from_run,
+    update_set_point,
+    usable,
+)
 from aebench.ae.signals import SignalState, ema, finite
 
 #: kinds whose value 0 means "off": not adapted when configured at 0 (``adapt_at_off`` overrides)
@@ -180,6 +187,10 @@ class AEControl:
                 raise ValueError(f"model coefficient {mc.column}: share={mc.share!r}: must be > 0")
             seen.add(mc.column)
         self.groups = [self._new_group(g, i) for i, g in enumerate(self.optimizer.param_groups)]
+        if self.cfg.gauge.target == "from_run":
+            points = set_points_from_run(self.cfg.gauge.from_run, self.seed, len(self.groups))
+            for gs, x in zip(self.groups, points, strict=True):
+                gs.gauge.set_point = x
 
     # ------------------------------------------------------------------ setup
     def _new_group(self, group: dict, index: int) -> GroupState:

@@ -77,6 +77,8 @@ def update_set_point(gs: GaugeState, cfg: GaugeConfig, base_alpha: float, every:
         return
     if cfg.target == "absolute":
         gs.set_point = cfg.gamma_star
+    elif cfg.target == "from_run":
+        pass  # set once from the record (:func:`set_points_from_run`)
     elif gs.set_point is None and gs.x > 0 and math.isfinite(gs.x) and base_alpha > 0:
         gs.seen += 1
         if gs.seen > math.ceil(cfg.delay / every):
@@ -89,6 +91,33 @@ def update_set_point(gs: GaugeState, cfg: GaugeConfig, base_alpha: float, every:
         if gs.set_point is not None and base_alpha > 0
         else float("nan")
     )
+
+
+def set_points_from_run(path: str, seed: int, n_groups: int) -> list[float]:
+    """The set points recorded by another run (``extra.ae.gauge_set_point`` of its
+    ``result.json``; ``path`` may be the run's folder and may contain ``{seed}``). One clear
+    error when the record is missing or has no usable set point for every group."""
+    import json
+    from pathlib import Path
+
+    p = Path(str(path).replace("{seed}", str(seed)))
+    if p.is_dir():
+        p = p / "result.json"
+    try:
+        rec = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"ae.gauge.from_run={str(p)!r}: cannot read the record ({e})") from e
+    points = ((rec.get("extra") or {}).get("ae") or {}).get("gauge_set_point")
+    if (
+        not isinstance(points, list)
+        or len(points) < n_groups
+        or not all(isinstance(x, int | float) and x > 0 for x in points[:n_groups])
+    ):
+        raise ValueError(
+            f"ae.gauge.from_run={str(p)!r}: extra.ae.gauge_set_point={points!r}; "
+            f"needs {n_groups} positive value(s) (run the reference level first)"
+        )
+    return [float(x) for x in points[:n_groups]]
 
 
 def usable(x: float) -> float | None:

@@ -183,3 +183,19 @@ def test_record_summary_fields():
     cfg.gauge.target, cfg.gauge.gamma_star = "absolute", s["gauge_set_point"][0]
     _, ctl2, _ = _loop(10, cfg)
     assert ctl2.summary()["gauge_set_point"] == s["gauge_set_point"]
+
+
+def test_set_point_from_a_run_record(tmp_path):
+    import json
+
+    _, ctl, _ = _loop(300, AEConfig(enabled=True))
+    point = ctl.summary()["gauge_set_point"]
+    (tmp_path / "seed0").mkdir()
+    (tmp_path / "seed0" / "result.json").write_text(json.dumps({"extra": {"ae": ctl.summary()}}))
+    cfg = AEConfig(enabled=True)
+    cfg.gauge.target, cfg.gauge.from_run = "from_run", str(tmp_path / "seed{seed}")
+    _, ctl2, _ = _loop(5, cfg)
+    assert ctl2.summary()["gauge_set_point"] == point
+    cfg.gauge.from_run = str(tmp_path / "missing")
+    with pytest.raises(ValueError, match="ae.gauge.from_run"):
+        _loop(1, cfg)
