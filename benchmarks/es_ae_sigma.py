@@ -52,8 +52,9 @@ def run(overrides: list[str], proposed: bool, kstar: float, tc: float) -> dict:
         es_module.curvature_ratio, laws.noise_drive = ratio, drive
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            record, disk = run_in_process(overrides, Path(tmp))
-            rows = list(csv.DictReader(open(Path(tmp) / "curves.csv")))
+            _, disk = run_in_process(overrides, Path(tmp))
+            with open(Path(tmp) / "curves.csv") as f:
+                rows = list(csv.DictReader(f))
     finally:
         es_module.curvature_ratio, laws.noise_drive = orig_ratio, orig_drive
     sig = [float(r["sigma"]) for r in rows if r.get("sigma")]
