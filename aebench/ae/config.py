@@ -129,16 +129,20 @@ class CoefConfig:
 
 
 def _alpha() -> CoefConfig:
-    # canonical AE-SGDm: k1 tanh(-T/tau) - k2 softplus(V/V*) + k3 (rho - rho*)
-    #                    - gamma_a (log a - log abar)
-    # leak 0.2: weaker than the other kinds' so the gauge (eta_gamma 0.05 vs eta_a leak 0.002)
-    # sets alpha's level at ~96% compensation; without the gauge the leak alone bounds the drift
+    # seed AE-SGDm: k1 tanh(-T/tau) - k2 softplus(V/V*) + k3 (rho - rho*)
+    #               - gamma_a (log a - log abar);
+    # here (ae=on) the softplus is centred and scaled by tau_v, not V* (ae=canonical: literal).
+    # leak 0.5: per step the leak pulls log alpha back with eta_a * leak = 0.005 against the
+    # gauge's eta_gamma = 0.02 (log form, slope 1), so a scale change is compensated to
+    # 0.02 / (0.02 + 0.005) = 80% in steady state; without the gauge the leak bounds the drift
     return CoefConfig(w_p=0.5, w_v=1.0, w_r=0.5, w_c=0.25, leak=0.5, lo=1e-3, hi=1e3, relative=True)
 
 
 def _beta1() -> CoefConfig:
-    # canonical AE-SGDm: b1 tanh(rho - rho*) - b2 softplus(V/V*) - gamma_b (beta - bbar), in the
-    # horizon chart log 1/(1-beta); Section 6: "beta1 tracks rho"
+    # seed AE-SGDm: beta += eta_b (b1 tanh(rho - rho*) - b2 softplus(V/V*)
+    #                             - gamma_b (beta - bbar)).
+    # ae=on reads it in the horizon chart log 1/(1-beta) with a linear phase term w_c (rho - rho*)
+    # and the centred softplus; ae=canonical has the additive tanh form. "beta1 tracks rho"
     return CoefConfig(w_c=0.5, w_v=0.5, leak=1.0, lo=0.0, hi=0.999, relative=False)
 
 
@@ -266,6 +270,8 @@ class TargetsConfig:
     v_star: float = 0.05
     s_star: float = 1.0
     a_star: float = 0.5
+    #: stall threshold of AE-4 (relative trend). ae=on: fixed 1e-3 (a relative drift of 0.1% per
+    #: step counts as a stall); the seed says eps_T proportional to sqrt(V*): ``eps_T_sqrt_v``
     eps_T: float = 1e-3
     #: > 0: the stall threshold is ``eps_T = eps_T_sqrt_v * sqrt(v_star)`` (the seed's
     #: eps_T proportional to sqrt(V*); ``ae=canonical``), replacing ``eps_T``
