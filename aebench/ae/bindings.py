@@ -231,7 +231,11 @@ class ESBinding(Binding):
     already drawn); an alpha written at step t applies to this update. Gauge: with centered-rank
     shaping the estimate is invariant to any increasing transform of the fitness, the loss
     scale included, so the gauge (AE-8) idles, as on Adam; with ``shaping=none`` the estimate
-    scales with the loss and the gauge regulates the relative step as on SGD.
+    scales with the loss and the gauge regulates the relative step as on SGD. With
+    ``update=adam`` P is Adam's preconditioner (the optimizer keeps Adam's state names) and the
+    gauge idles. The step does not scale with sigma (``decouple``, :mod:`baselines.es.core`), so
+    alpha and es_sigma are separate knobs. :meth:`noise_signals` exposes the ES-native sigma
+    signal (docs/es.md) for AE-4.
     """
 
     family = "es"
