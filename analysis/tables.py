@@ -67,6 +67,8 @@ COMPARE_METRICS = (
     "gamma_logvar",
 )
 ARM_KEYS = ["data_source", "task", "arm"]
+#: metrics counted in steps (or events): their intervals never go below 0
+STEP_COUNTS = ("time_to_target", "plateau_exit", "recovery", "incidents")
 R_MAX = 4.0
 
 
@@ -115,7 +117,8 @@ def summary_table(
                     "n_dropped": s.n_dropped - worst,
                     "n_diverged": worst,
                     "mean": s.mean,
-                    "ci_low": s.ci_low,
+                    # a count of steps is never negative: the t interval is clipped at 0
+                    "ci_low": max(0.0, s.ci_low) if metric in STEP_COUNTS else s.ci_low,
                     "ci_high": s.ci_high,
                     "median": float(np.median(ranked)) if ranked.size else s.median,
                     "iqm": _rank_iqm(ranked) if ranked.size else s.iqm,

@@ -177,3 +177,9 @@ def test_probability_of_improvement_has_a_stratified_bootstrap_interval() -> Non
     # a diverged run (worst rank) is the lowest-ranked value of its arm, not dropped
     point, _, _ = probability_of_improvement_ci(a, [2.0, 3, 4, 5, np.inf], higher_is_better=False)
     assert point == pytest.approx(0.32)
+
+
+def test_step_count_intervals_never_go_negative() -> None:
+    t = _table().assign(time_to_target=lambda f: np.where(f["seed"] == 0, 1000.0, 1.0))
+    s = summary_table(t).set_index(["arm", "metric"])
+    assert s.loc[("y", "time_to_target"), "ci_low"] == 0.0  # the t interval would be negative
