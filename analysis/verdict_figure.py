@@ -49,6 +49,7 @@ def verdict_figure(evidence: pd.DataFrame, prediction: str, out: Path) -> Path |
     height = 1.4 + 0.7 * len(rows)
     fig, ax = plt.subplots(figsize=(10.0, height))
     labels = []
+    unbounded: list[tuple] = []
     for i, row in rows.iterrows():
         y = len(rows) - 1 - i
         outcome = str(row.get("outcome", "inconclusive"))
@@ -57,6 +58,8 @@ def verdict_figure(evidence: pd.DataFrame, prediction: str, out: Path) -> Path |
         low, high = _finite(row.get("ci_low")), _finite(row.get("ci_high"))
         if low is not None and high is not None:
             ax.plot([low, high], [y, y], color=colour, lw=2.0)
+        else:  # an unbounded side (too few pairs for the level): dotted to the axis edge
+            unbounded.append((y, colour, low, high, effect))
         if effect is not None:
             ax.plot([effect], [y], "o", color=colour, ms=7)
         else:
@@ -75,10 +78,25 @@ def verdict_figure(evidence: pd.DataFrame, prediction: str, out: Path) -> Path |
         what = f"{row.get('metric', '')} ({row.get('effect_kind', '')}, {outcome})"
         where = f"{row.get('data_source', '')}: {row.get('stratum', '')}"
         labels.append(textwrap.fill(what, 48) + "\n" + textwrap.fill(where, 48))
+    left, right = ax.get_xlim()
+    for y, colour, low, high, effect in unbounded:
+        anchor = next((v for v in (low, high, effect) if v is not None), None)
+        if anchor is None:
+            continue
+        ax.plot(
+            [low if low is not None else left, high if high is not None else right],
+            [y, y],
+            color=colour,
+            lw=1.5,
+            ls=":",
+        )
+    ax.set_xlim(left, right)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(list(reversed(labels)), fontsize=7)
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_xlabel("effect with its interval; dashed: the row's threshold")
+    ax.set_xlabel(
+        "effect with its interval (dotted: unbounded on that side); dashed: the row's threshold"
+    )
     ax.set_title(f"{prediction}: effect and interval per stratum and metric", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
