@@ -5,6 +5,7 @@ key, the value and what is allowed."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 from omegaconf import DictConfig, OmegaConf
@@ -155,8 +156,7 @@ def _check_lr_owners(cfg: DictConfig) -> None:
             )
         if swarm:
             raise ConfigError(
-                "schedule=lr_finder with a swarm: the range test tunes a single run; use "
-                "swarm=off"
+                "schedule=lr_finder with a swarm: the range test tunes a single run; use swarm=off"
             )
         sched = cfg.schedule
         if sched.suggestion not in LR_FINDER_SUGGESTIONS:
@@ -188,8 +188,7 @@ def _check_es(cfg: DictConfig) -> None:
     if not is_es_optimizer(cfg.optimizer):
         return
     opt = cfg.optimizer
-    name = str(opt._target_).rsplit(".", 1)[-1]
-    cma = name == "CMAES"
+    cma = "sigma0" in opt  # an ES that adapts its own step size and covariance (cma_es)
     if cfg.get("swarm") is not None and cfg.swarm.get("enabled"):
         raise ConfigError(
             f"swarm with optimizer._target_={opt._target_}: population arms train gradient "
@@ -214,11 +213,11 @@ def _check_es(cfg: DictConfig) -> None:
         return
     if opt.lr is None or opt.sigma is None:
         key = "lr" if opt.lr is None else "sigma"
-        family = "es_sigma" if key == "sigma" else ("eggroll" if name == "EGGROLL" else "openai_es")
+        family = _interpolated_family(opt, key)
+        tuned = ", ".join(tasks_tuned_for(family)) or "none"
         raise ConfigError(
-            f"optimizer.{key}=null: task={cfg.task.name} has no tuned task.lr.{family} (ES is set "
-            "up for rosenbrock, regression and cartpole_drift); give optimizer."
-            f"{key}=<value> to try it anyway"
+            f"optimizer.{key}=null: task={cfg.task.name} has no tuned task.lr.{family} (tasks "
+            f"with one: {tuned}); give optimizer.{key}=<value> to try it anyway"
         )
     if not float(opt.sigma) > 0:
         raise ConfigError(f"optimizer.sigma={opt.sigma}: must be a positive number")
@@ -229,7 +228,7 @@ def _check_es(cfg: DictConfig) -> None:
         )
     if opt.shaping not in ("centered_ranks", "none"):
         raise ConfigError(f"optimizer.shaping={opt.shaping}: must be one of centered_ranks, none")
-    if name == "EGGROLL" and int(opt.rank) < 1:
+    if opt.get("rank") is not None and int(opt.rank) < 1:
         raise ConfigError(f"optimizer.rank={opt.rank}: must be a positive integer")
     if cfg.ae.enabled and float(cfg.ae.noise.sigma_init) > 0:
         raise ConfigError(
@@ -237,3 +236,29 @@ def _check_es(cfg: DictConfig) -> None:
             "drives the ES perturbation scale optimizer.sigma, ae.coefs.es_sigma, and adds no "
             "parameter noise of its own)"
         )
+
+
+def _interpolated_family(opt: DictConfig, key: str) -> str:
+    """The ``<family>`` of an optimizer key set to ``${task.lr.<family>}`` in its YAML (so the
+    message names the entry the task lacks, whatever optimizer it is)."""
+    raw = str(opt._get_node(key)._value())  # the interpolation string, unresolved
+    found = re.search(r"task\.lr\.(\w+)", raw)
+    return found.group(1) if found else key
+
+
+def tasks_tuned_for(family: str) -> list[str]:
+    """The task options whose YAML gives a tuned ``lr.<family>``, read from the config tree (so
+    the message names what is there, not a list kept here)."""
+    import yaml
+
+    from aebench.paths import config_dir
+
+    names = []
+    for path in sorted((config_dir() / "task").glob("*.yaml")):
+        try:
+            lr = (yaml.safe_load(path.read_text()) or {}).get("lr") or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(lr, dict) and lr.get(family) is not None:
+            names.append(path.stem)
+    return names
