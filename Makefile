@@ -36,9 +36,10 @@ evidence: install
 	WANDB_MODE=offline $(BIN)/aebench-evidence --experiments $(EXPERIMENTS) --scale $(SCALE) \
 		--out $(EVIDENCE_DIR) $(if $(filter-out 1,$(JOBS)),--launcher joblib --jobs $(JOBS))
 
-# Lint and the fast test suite (what CI runs first).
+# Lint, the format check and the fast test suite (what CI runs first: .ci/run).
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	WANDB_MODE=offline $(BIN)/pytest -q -m "not slow"
 
 # Everything, slow checks included.
