@@ -357,15 +357,18 @@ def comparisons_section(res: Results) -> str:
     else:
         out.append(
             f"Every AE arm against its `ae=off` arm, every knock-out against `ablation=none`; "
-            f"diff > 0 means b is better. Holm over all {int(c['p'].notna().sum())} comparisons "
-            "with a p-value in this report (an exploratory family, apart from the predictions)."
+            f"diff > 0 means b is better: the Hodges-Lehmann estimate of the paired differences, "
+            "on the log ratio for loss-like metrics (`scale`), with the interval its signed-rank "
+            "test inverts (at least 5 pairs). Holm over all "
+            f"{int(c['p'].notna().sum())} comparisons with a p-value in this report (an "
+            "exploratory family, apart from the predictions)."
         )
         out.append("")
         rows = [
             [
                 r.data_source,
                 r.task,
-                r.metric,
+                f"{r.metric} ({r.scale})" if getattr(r, "scale", "") else r.metric,
                 r.label_a,
                 r.label_b,
                 str(r.n),
