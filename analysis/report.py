@@ -477,10 +477,15 @@ DEFINITIONS = """## Definitions
   never left counts at its budget).
 - **var log gamma**: variance of log of the effective step gamma logged by AE (vanilla runs do not
   log gamma).
-- **verdicts**: *supported* when the 1 - alpha CI of the oriented effect lies above the threshold
-  and the Holm-adjusted p <= alpha; *refuted* when the CI lies at or below the threshold, or a
-  guard is credibly violated; *inconclusive* otherwise (CI straddles the threshold, too few runs,
-  ambiguous pairing, unmatched compute, all runs censored, or no runs).
+- **outcome policy**: a diverged run is a failure of its arm (worst rank on value metrics, a
+  miss through the budget on times, charged the steps it used in ERT); a failed run (an
+  exception) is excluded and listed at the top (`docs/analysis.md`).
+- **verdicts**: *supported* when the one-sided exact signed-rank sign-flip test of
+  H0: effect <= threshold rejects at alpha after Holm over the predictions' tests; *refuted*
+  when the mirror test (H0: effect >= threshold) does, on a non-degenerate interval, or a
+  guard is shown violated; *inconclusive* otherwise (neither side shown, fewer than 5 pairs,
+  ambiguous pairing, unmatched compute, all runs censored, or no runs). Relative effects are
+  tested on the log ratio (geometric means).
 - Full definitions: `analysis/metrics.py`, `analysis/verdicts.py`, `analysis/tables.py`."""
 
 
