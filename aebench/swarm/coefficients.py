@@ -36,7 +36,7 @@ from torch.optim import Optimizer
 from aebench.ae.bindings import Binding, binding_for
 from aebench.ae.charts import CHART, chart_bounds, from_chart, to_chart
 from aebench.ae.config import AEConfig
-from aebench.ae.controller import AEControl
+from aebench.ae.controller import OFF_AT_ZERO, AEControl
 from aebench.swarm.scheduler import GENOTYPE
 
 #: param-group keys a schedule keeps lr references in (scaled with a shift of lr)
@@ -63,8 +63,13 @@ class Coefficients:
             weight-decay floor of the log0 chart).
     """
 
-    def __init__(self, optimizer: Optimizer, schedule: Any = None,
-                 control: AEControl | None = None, ae_cfg: AEConfig | None = None) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        schedule: Any = None,
+        control: AEControl | None = None,
+        ae_cfg: AEConfig | None = None,
+    ) -> None:
         self.optimizer = getattr(optimizer, "optimizer", optimizer)
         self.schedule = schedule
         self.control = control
@@ -76,8 +81,10 @@ class Coefficients:
             for kind in GENOTYPE:
                 if kind not in self.binding.kinds:
                     continue
-                if CHART[kind] == "log0" and self.binding.read(group, kind) == 0.0:
-                    continue  # configured off: stays off
+                if (CHART[kind] == "log0" or kind in OFF_AT_ZERO) and self.binding.read(
+                    group, kind
+                ) == 0.0:
+                    continue  # configured off (weight decay 0, plain SGD's momentum 0): stays off
                 self.keys[key_of(kind, g)] = (g, kind)
 
     # ------------------------------------------------------------------ geometry

@@ -43,3 +43,10 @@ def test_lr_shift_survives_the_gauge():
     ratio = [b / a for a, b in zip(ref[-50:], shifted[-50:], strict=True)]
     mean = math.exp(sum(map(math.log, ratio)) / len(ratio))
     assert 1.6 < mean < 2.5
+
+
+def test_plain_sgd_momentum_is_not_in_the_swarm_genotype():
+    w = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.SGD([w], lr=0.1, momentum=0.0)
+    coefs = Coefficients(opt, None, None)
+    assert "beta1" not in coefs.keys and "alpha" in coefs.keys
