@@ -140,8 +140,21 @@ class GatedDepthTaskConfig(TaskConfig):
 
 @dataclass
 class BasisEquationTaskConfig(TaskConfig):
-    basis: list[str] = field(default_factory=lambda: [
-        "one", "x", "x2", "x3", "x4", "sin", "cos", "sin2", "gauss", "abs", "tanh"])
+    basis: list[str] = field(
+        default_factory=lambda: [
+            "one",
+            "x",
+            "x2",
+            "x3",
+            "x4",
+            "sin",
+            "cos",
+            "sin2",
+            "gauss",
+            "abs",
+            "tanh",
+        ]
+    )
     x_max: float = 3.0
     noise: float = 0.5
     n_train: int = 128
