@@ -7,8 +7,9 @@ choices where the theory or the protocol leaves room):
 ``final``, ``best``, ``auc``
     As recorded (``metric.final``, ``metric.best``, ``auc``): the task's evaluation metric at
     the budget, its best value, and the trapezoidal area under the evaluation curve over the
-    budget divided by the budget. A diverged or failed run has no final value or AUC (NaN):
-    the statistics drop and count them; ``incidents`` and ``time_to_target`` carry the failure.
+    budget divided by the budget. What a diverged or failed run counts as is not decided here
+    but by the one outcome policy every statistic applies (:mod:`analysis.outcomes`: diverged
+    at the worst rank, never its last finite value; failed excluded).
 
 ``ttt`` and ``time_to_target``
     ``ttt`` is the first evaluated step at which the target was reached, for a **completed** run
