@@ -24,10 +24,12 @@ Re-checked after the issue 13 fixes (the gauge loop closed and calibrated after 
 delay over 100 steps, its target following the schedule; budget energy of the projected step;
 AE-10 distance of off-floor kinds in their own units; coupling both ways), plain loop on the
 suite's regression MLP (batch 256, 3000 steps, ``LambdaLR(1.0)``, eval every 30 steps, target
-val MSE 0.015), seeds 0 and 1 only (the shared 2-core machine did not allow 10): SGDm lr 0.1
-reaches the target at 840 / 690 steps vs vanilla 960 / 690, final val MSE 0.01471 / 0.01415 vs
-0.01433 / 0.01397 (+2.7% / +1.3%); AdamW lr 3e-4 seed 0: 810 vs 1140 steps, 0.01390 vs 0.01388;
-mean guard 0.92 (was 0.098). Rosenbrock numbers are in docs/ae.md. The older measurements below
+val MSE 0.015), seeds 0-2 only (the shared 2-core machine did not allow 10): SGDm lr 0.1 mean
+780 steps to target vs vanilla 830 (0.94x), mean final val MSE 0.01435 vs 0.01413 (+1.6%);
+AdamW lr 3e-4 740 vs 1020 steps (0.73x), 0.013789 vs 0.013772 (+0.1%); mean guard 0.92 on
+SGDm seed 0 (was 0.098). The new gauge delay/window (100/100 steps) was set by the stated rule
+(5x the slowest filter constant; a window for q's noise), not searched. Rosenbrock numbers are
+in docs/ae.md. The older measurements below
 predate those fixes.
 
 Checked through the suite with ``aebench -m experiment=ae_defaults_check`` (regression and
