@@ -27,7 +27,10 @@ that resets ``lr`` from ``initial_lr``), that value becomes the new base; if not
 So a schedule and AE compose multiplicatively and never compound or fight, and the prior a-bar
 (default: the base) leaks AE back toward the schedule. Relative bounds of Omega (alpha, eps) move
 with the base. (A chainable scheduler that multiplies the current ``lr`` would compound with AE;
-use LambdaLR-style schedules.)
+every suite schedule, :mod:`baselines.schedules`, is LambdaLR-style.) The gauge (AE-8,
+:mod:`aebench.ae.gauge`) measures with the lr *in effect* (base times AE's offset), not the
+group's value before AE's write, and its target follows the base, so it closes its loop and does
+not fight the schedule or a swarm shift.
 
 Vanilla guarantee: with every law and drive term off the controller only measures: it writes no
 coefficient, adds no noise and draws from no random generator, so the optimizer's trajectory is
