@@ -27,14 +27,17 @@ demo: install
 # The protocol's experiments at a scale, then the analysis (aebench-evidence; README "Running the
 # evidence"). Resumable: run it again after an interruption and only the missing jobs run.
 #   make evidence EXPERIMENTS=e01_static_regression,e07_induced_oscillation SCALE=cpu JOBS=2
-# JOBS > 1 runs that many jobs in parallel on this machine (the joblib launcher).
+# JOBS > 1 runs that many jobs in parallel on this machine (the joblib launcher). ARGS are
+# overrides for every job, e.g. one GPU at paper scale (docs/paper_scale.md):
+#   make evidence SCALE=paper ARGS='trainer.accelerator=gpu'
 EXPERIMENTS ?= all
 SCALE ?= cpu
 EVIDENCE_DIR ?= evidence/$(SCALE)
 JOBS ?= 1
 evidence: install
 	WANDB_MODE=offline $(BIN)/aebench-evidence --experiments $(EXPERIMENTS) --scale $(SCALE) \
-		--out $(EVIDENCE_DIR) $(if $(filter-out 1,$(JOBS)),--launcher joblib --jobs $(JOBS))
+		--out $(EVIDENCE_DIR) $(if $(filter-out 1,$(JOBS)),--launcher joblib --jobs $(JOBS)) \
+		$(if $(ARGS),-- $(ARGS))
 
 # Lint, the format check and the fast test suite (what CI runs first: .ci/run).
 test: install
