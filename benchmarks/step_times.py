@@ -123,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         t0 = time.perf_counter()
         try:
-            result["tasks"][name] = time_task(name, args.scale, args.device, args.steps,
-                                              args.warmup)
+            result["tasks"][name] = time_task(
+                name, args.scale, args.device, args.steps, args.warmup
+            )
         except Exception as err:  # noqa: BLE001 - report the task and keep measuring the rest
             print(f"{name}: not measured: {type(err).__name__}: {err}", file=sys.stderr)
             continue

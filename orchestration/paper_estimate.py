@@ -99,8 +99,9 @@ def render(scale: str, times: dict, rows: list[Estimate], source: Path) -> str:
         "A Slurm array, one job per run (the submitit launcher, `pip install 'aebench[cluster]'`):",
         "",
         "    aebench-evidence --experiments all --scale paper --out evidence/paper \\",
-        "        --launcher slurm -- hydra.launcher.partition=gpu hydra.launcher.gpus_per_node=1 \\",
-        "        hydra.launcher.timeout_min=600 trainer.accelerator=gpu",
+        "        --launcher slurm -- hydra.launcher.partition=gpu \\",
+        "        hydra.launcher.gpus_per_node=1 hydra.launcher.timeout_min=600 \\",
+        "        trainer.accelerator=gpu",
         "",
         "Both resume: run the same command again and only the missing jobs run. Paper scale "
         "needs the real data sets (CIFAR-10, CIFAR-10-C, WikiText-2: docs/data.md says where "
