@@ -1,6 +1,6 @@
 """Seed streams. Every random stream of a run derives from the run's seed alone.
 
-That is what makes arms comparable (DESIGN.md, "Pairing and fairness"): for a given seed the
+That is what makes arms comparable (docs/records.md, "Pairing and fairness"): for a given seed the
 initial weights (stream ``init``), the data (``data``) and the batch order (``order``) are the
 same whatever optimizer, schedule or AE setting is chosen, because none of those is hashed in.
 """

@@ -1,5 +1,5 @@
-"""The small interface through which the core reaches a task (DESIGN.md: the core knows no task
-by name). A task is a Python class named by ``_target_`` in ``conf/task/<name>.yaml``.
+"""The small interface through which the core reaches a task (docs/design.md: the core knows no
+task by name). A task is a Python class named by ``_target_`` in ``conf/task/<name>.yaml``.
 
 A task declares its model, data, training loss, evaluation metric (name and direction) and where
 its data comes from. The harness owns everything else: seeding, the optimizer, schedules, AE,

@@ -1,1 +1,1 @@
-"""Analysis of run records on disk (DESIGN.md): never imports tasks, never trains."""
+"""Analysis of run records on disk (docs/design.md): never imports tasks, never trains."""

@@ -1,4 +1,4 @@
-"""Read a run's ``curves.csv`` (DESIGN.md) into float arrays, one per column.
+"""Read a run's ``curves.csv`` (docs/records.md) into float arrays, one per column.
 
 Blank cells (a column not logged at that step) and ``nan`` become NaN; ``inf``/``-inf`` are
 kept. Parsing uses pandas' C parser. Its fixed cost per call (~1-2 ms) would dominate a large

@@ -23,7 +23,7 @@ choices where the theory or the protocol leaves room):
     (:attr:`MetricSpec.censored`).
 
 ``incidents``
-    ``nonfinite + divergence + lr_cliffs`` from the record (DESIGN.md counts).
+    ``nonfinite + divergence + lr_cliffs`` from the record (docs/records.md).
 
 ``oscillation``
     The amplitude of the training loss around its trend: with ``x`` the logged training loss
