@@ -48,7 +48,7 @@ the per-tensor normalised gradient ``g / RMS(g)`` (Adafactor's update is itself 
 gamma = alpha sqrt(n)). Using ||g|| literally on Adam would make a gauge undo Adam's own scale
 invariance. The gauge's relative signal (AE-8, :mod:`aebench.ae.laws`) uses ``<g, P g>``.
 
-sigma on a gradient optimizer (AE_READINGS #5, the normal form's xi_t): after the optimizer step,
+sigma on a gradient optimizer (readings #5, the normal form's xi_t): after the optimizer step,
 for every parameter p of the group that received a gradient,
 
     p <- p + sigma * max(RMS(p), rms_floor) * N(0, I),

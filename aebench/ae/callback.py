@@ -10,7 +10,7 @@ Contract with the LightningModule (manual optimization, see ``aebench/module.py`
   for later param groups, and ``/opt1``... for a second optimizer) every ``ae.log_every`` steps
   at ``trainer.global_step``. Coefficient columns (``lr``, ...) are left to the run recorder.
 
-Order within a training step (AE_READINGS #9): loss -> ``last_loss`` -> backward ->
+Order within a training step (readings #9): loss -> ``last_loss`` -> backward ->
 ``optimizer.step()``, inside which Lightning calls ``on_before_optimizer_step`` with the gradients
 present: the controller measures and writes the new coefficients there, so they apply to this
 step -> the optimizer's update -> a ``register_step_post_hook`` on the optimizer adds the sigma

@@ -1,6 +1,6 @@
 """Charts: every coefficient kind gets an unconstrained coordinate z in which all laws act.
 
-AE_READINGS #1. AE-3 updates coefficients multiplicatively, ``a <- a * exp(eta u)``, which is an
+readings #1. AE-3 updates coefficients multiplicatively, ``a <- a * exp(eta u)``, which is an
 additive step in ``z = log a``; beta in (0, 1) is not a scale, so it gets the chart of its effective
 horizon, ``z = log 1/(1-beta)`` (the coordinate AE-7's zeta already names). With every law acting
 in z, AE-3 reads ``z <- Pi_Omega(z + eta u)``, Omega is a box in chart space, the budget norm (AE-6)

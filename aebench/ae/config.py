@@ -1,12 +1,12 @@
 """Configuration of the AE controller: plain dataclasses usable as Hydra structured configs.
 
 Every gain, target, time constant, meta-step and bound of the ten laws lives here, grouped by the
-law it belongs to, with the equation it enters. Units (AE_READINGS #2): the loss signals T, V and R
+law it belongs to, with the equation it enters. Units (readings #2): the loss signals T, V and R
 are *relative* (scale-free, see :mod:`aebench.ae.signals`), so ``tau_p``, ``tau_v``, ``tau_r``,
 ``v_star``, ``v_max`` and ``eps_T`` are dimensionless and do not depend on the task's loss scale;
 scale regulation is left to the gauge law (AE-8) alone.
 
-How the defaults were chosen (AE_READINGS #10): on two easy stationary problems driven in a plain
+How the defaults were chosen (readings #10): on two easy stationary problems driven in a plain
 loop with :class:`aebench.ae.controller.AEControl` -- minibatch linear regression (d=20, batch 32)
 with well-tuned SGDm (lr 0.05, momentum 0.9) and AdamW (lr 1e-2), and the 2-D Rosenbrock function
 with SGDm (lr 1e-3, momentum 0.9) -- aiming for alpha within about a factor 2 of the tuned value
@@ -200,7 +200,7 @@ def _es_sigma() -> CoefConfig:
 # w_r = w_c = 0. Laws on them: AE-2 (these terms, leak, barrier), AE-3 projection onto the box,
 # AE-6 (they share the budget ||dz||_M^2 with the optimizer's kinds), AE-10 (in the energy) and
 # the AE-10 guard's meta-step factor. Not AE-5's shrink (a step-size safety: alpha and sigma
-# only, AE_READINGS #8; the variance response of these kinds is their w_v), not AE-7 (the
+# only, readings #8; the variance response of these kinds is their w_v), not AE-7 (the
 # theory names no cross-term for them: their rows and columns of C are zero), AE-4 and AE-8
 # (sigma's and alpha's own laws).
 def _gate() -> CoefConfig:
@@ -219,9 +219,9 @@ def _dropout() -> CoefConfig:
 
 
 def _l1() -> CoefConfig:
-    # I.15 "lambda rises as training stabilizes". Reading (AE_READINGS style): "stabilizes" is
+    # I.15 "lambda rises as training stabilizes". Reading (docs/readings.md style): "stabilizes" is
     # low V and a stalling trend (T -> 0). AE-2's terms can only express it as the *absence* of
-    # a push down: with the centred softplus (AE_READINGS #3) V = 0 exerts no pull, and
+    # a push down: with the centred softplus (readings #3) V = 0 exerts no pull, and
     # tanh(-T/tau_p) vanishes at a stall, so no term is positive on a stable run (the only
     # stall indicator in the theory, AE-4's 1{|T| < eps_T}, belongs to sigma's noise law). So:
     # w_p < 0 holds lambda below its prior while the loss falls fast, w_v > 0 while the loss is
@@ -266,7 +266,7 @@ class SignalsConfig:
 
 @dataclass
 class DriveConfig:
-    """AE-2 drive scales and the softplus reading (AE_READINGS #3)."""
+    """AE-2 drive scales and the softplus reading (readings #3)."""
 
     tau_p: float = 0.01  # tanh(-T/tau_p): 1% relative loss drop per step saturates progress
     tau_v: float = 1.0  # softplus(V/tau_v): relative variance 1 = loss std equal to its level

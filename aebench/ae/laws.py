@@ -7,7 +7,7 @@ gains W, Gamma, C and in the drive scales tau (AE-9; shown by ``tests/ae/test_ae
 (zero derivative almost everywhere): the hard budget clip, the ``[.]_+`` of the dual update and
 the Lyapunov guard (AE-10), which is a discrete safety rule.
 
-Order within one step (AE_READINGS #9), as composed by :func:`coefficient_step` and called from
+Order within one step (readings #9), as composed by :func:`coefficient_step` and called from
 ``on_before_optimizer_step`` with this step's gradient present:
 
 1. measure (AE-1, :mod:`aebench.ae.signals`) with the loss and gradient of this step;
@@ -41,14 +41,14 @@ LN2 = math.log(2.0)
 # ----------------------------------------------------------------------------- AE-2 drive terms
 def progress_term(T: Any, w_p: torch.Tensor, tau_p: Any) -> torch.Tensor:
     """AE-2 progress: ``W_p tanh(-T / tau_p)``. A falling loss (T < 0) raises the coefficient
-    for W_p > 0. T is the relative trend (AE_READINGS #2), so tau_p is dimensionless."""
+    for W_p > 0. T is the relative trend (readings #2), so tau_p is dimensionless."""
     return w_p * torch.tanh(-torch.as_tensor(T, dtype=w_p.dtype) / tau_p)
 
 
 def variance_term(V: Any, w_v: torch.Tensor, tau_v: Any, centre: bool = True) -> torch.Tensor:
     """AE-2 stability: ``-W_v softplus(V / tau_v)``, centred by default.
 
-    AE_READINGS #3: the literal softplus is ln 2 at zero variance, a constant negative bias that
+    readings #3: the literal softplus is ln 2 at zero variance, a constant negative bias that
     only the leak balances, putting the equilibrium at ``z* = zbar - W_v ln2 / Gamma`` (tested). We
     centre it, ``-W_v (softplus(V/tau_v) - ln 2)``, so zero variance exerts no pull and the
     equilibrium of an idle controller is the prior itself (``centre_softplus=false`` restores the
@@ -173,7 +173,7 @@ def shrink_amount(
     ``s = 1 - (1 - sig((V - V_max)/(w V_max))) (1 - sig((-rho - rho_max)/w))``. The shrink
     ``a <- a / (1 + kappa)`` is applied as ``z -= s log(1 + kappa)`` (a smooth switch, AE-9).
 
-    AE_READINGS #8: the shrink touches alpha and sigma only (``LawParams.shrink_mask``): both
+    readings #8: the shrink touches alpha and sigma only (``LawParams.shrink_mask``): both
     scale a displacement per step, which is what a phase flip or a variance spike says is too
     large. Shrinking beta toward 0 would shorten the momentum memory (a filter, not a step) and
     eps or lambda are not steps; those are left to their drives.
@@ -216,7 +216,7 @@ def budget_scale(step: torch.Tensor, lam: Any) -> torch.Tensor:
 
 
 def hard_clip(step: torch.Tensor, m: torch.Tensor, cap: float) -> torch.Tensor:
-    """Hard per-step clip (AE_READINGS #6): rescale so that ``||dz||_M^2 <= cap``."""
+    """Hard per-step clip (readings #6): rescale so that ``||dz||_M^2 <= cap``."""
     e = budget_energy(step, m)
     if not bool(torch.isfinite(e)) or float(e) <= cap:
         return step
@@ -301,7 +301,7 @@ def lyapunov_energy(
 def guard_step(
     g: float, rise: float, tol: float, shrink: float, recover: float, g_min: float
 ) -> tuple[float, bool]:
-    """AE-10 guard (AE_READINGS #7). ``rise`` = LP_window(E_t - E_{t-1}), the windowed mean energy
+    """AE-10 guard (readings #7). ``rise`` = LP_window(E_t - E_{t-1}), the windowed mean energy
     increment. If ``rise > tol`` the meta-step factor shrinks, ``g <- max(g_min, g * shrink)``,
     and the event is counted; otherwise it recovers, ``g <- min(1, g * recover)``. g multiplies
     eta_a, eta_sigma and eta_gamma (the small-eta condition of Section 8)."""

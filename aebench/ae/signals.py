@@ -5,7 +5,7 @@
 Every filter is the causal one-pole low-pass ``LP(x)_t = LP_{t-1} + (x_t - LP_{t-1}) / tc``
 (an EMA with time constant ``tc`` steps), smooth in its input and in ``tc`` (AE-9).
 
-Units (AE_READINGS #2): **relative**. With ``L = LP(|l|)`` the filtered loss level (before this
+Units (readings #2): **relative**. With ``L = LP(|l|)`` the filtered loss level (before this
 step's loss enters it),
 
 * ``T = LP((l_t - l_{t-1}) / L)``: relative trend, per step (-0.01 = 1% drop per step);
@@ -18,7 +18,7 @@ the noise law AE-4 and the resonance switch AE-5 scale-free; only the gauge law 
 scale, through gamma. Each relative input is clipped to ``[-clip, clip]`` before filtering, so the
 signals are bounded (A2).
 
-Gradient signals (AE_READINGS #4), from one stored vector h per parameter: either a copy of the
+Gradient signals (readings #4), from one stored vector h per parameter: either a copy of the
 previous gradient (``rho_buffer=copy``: one parameter-sized buffer per param group) or the
 optimizer's momentum buffer rescaled to gradient units (``rho_buffer=momentum``: zero extra memory;
 then h is an average of past gradients, a proxy):

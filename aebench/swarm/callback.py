@@ -46,7 +46,8 @@ and report on the same evaluation metric, as PBT does; the same rule for every a
 ``metric.final``; ``population`` in the record holds the mean and every trajectory's final
 metric, status, priors, coefficients and incidents.
 
-Curves (``/traj<i>`` suffix, DESIGN.md): per logged step of trajectory i ``train_loss/traj<i>``,
+Curves (``/traj<i>`` suffix; docs/records.md): per logged step of trajectory i
+``train_loss/traj<i>``,
 the coefficients it used (``lr/traj<i>``, ``beta1/traj<i>``, ...), AE's signals (``gamma/traj<i>``,
 ...) every ``ae.log_every`` steps, and ``val_<metric>/traj<i>`` at its evaluations; at a round's
 end ``round``, ``score/traj<i>``, ``weight/traj<i>``, every trajectory's coefficients after the

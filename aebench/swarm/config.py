@@ -84,7 +84,7 @@ class IndependentRuleConfig:
 @dataclass
 class PopulationConfig(SwarmConfig):
     """A population of M trajectories trained in ``rounds`` rounds over the run's step budget,
-    which counts total trajectory-steps (DESIGN.md: populations count them in ``steps``)."""
+    which counts total trajectory-steps (docs/records.md: populations count them in ``steps``)."""
 
     enabled: bool = True
     #: number of trajectories

@@ -1,4 +1,4 @@
-"""Charts (AE_READINGS #1): round trips, floors, bounds."""
+"""Charts (readings #1): round trips, floors, bounds."""
 
 from __future__ import annotations
 

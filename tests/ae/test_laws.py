@@ -38,7 +38,7 @@ def test_variance_spike_lowers_alpha():
 
 @pytest.mark.parametrize("centre", [True, False])
 def test_softplus_equilibrium(centre):
-    """AE_READINGS #3: centred, an idle controller rests at the prior; literal, at
+    """readings #3: centred, an idle controller rests at the prior; literal, at
     z* = zbar - W_v ln2 / Gamma."""
     cfg = only("variance", "leak")
     cfg.drive.centre_softplus = centre
@@ -96,7 +96,7 @@ def test_resonance_alternating_gradients_shrink_alpha_not_beta():
     calm, _ = scripted(cfg, [1.0] * N, ONES)
     assert rows[-1]["rho"] < -0.9 and rows[-1]["shrink"] > 0.99
     assert rows[-1]["lr"] < 0.1 * 0.1  # a tenfold shrink at least
-    assert rows[-1]["momentum"] == 0.9  # AE_READINGS #8: the shrink touches alpha and sigma only
+    assert rows[-1]["momentum"] == 0.9  # readings #8: the shrink touches alpha and sigma only
     assert calm[-1]["shrink"] < 1e-6 and calm[-1]["lr"] > 0.1  # aligned: phase term only
 
 
