@@ -210,7 +210,8 @@ class RunRecorder(L.Callback):
                 pl_module.curves.log(step, **extra)
             # compute axis of every run (aebench/module.py): forward-equivalents, env steps (RL)
             pl_module.curves.log(
-                step, forward_equivalents=float(getattr(pl_module, "forward_equivalents", 0.0)),
+                step,
+                forward_equivalents=float(getattr(pl_module, "forward_equivalents", 0.0)),
                 env_steps=float(getattr(self.task, "env_steps", 0)),
             )
             es_row = getattr(pl_module, "es_log", None)  # ES runs (aebench/es_module.py)

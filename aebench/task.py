@@ -20,8 +20,14 @@ from aebench.ae.bindings import ModelCoefficient, attribute_coefficient
 from aebench.seeding import generator
 from aebench.validation import ConfigError
 
-__all__ = ["ConfigError", "MetricMode", "ModelCoefficient", "Task", "attribute_coefficient",
-           "cycle_batches"]
+__all__ = [
+    "ConfigError",
+    "MetricMode",
+    "ModelCoefficient",
+    "Task",
+    "attribute_coefficient",
+    "cycle_batches",
+]
 
 MetricMode = Literal["min", "max"]
 

@@ -89,8 +89,19 @@ from analysis.recovery import recovery as _recovery
 #: coefficient columns summarised (a ``/pgN`` or ``/trajN`` suffix is allowed); ``gate_mean``,
 #: ``dropout`` and ``l1`` are the model coefficients of the gated_depth and basis_equation tasks;
 #: ``lr_eff`` the step size the LR-free and hypergradient optimizers applied
-COEFFICIENTS = ("lr", "momentum", "beta1", "beta2", "eps", "weight_decay", "sigma",
-                "gate_mean", "dropout", "l1", "lr_eff")
+COEFFICIENTS = (
+    "lr",
+    "momentum",
+    "beta1",
+    "beta2",
+    "eps",
+    "weight_decay",
+    "sigma",
+    "gate_mean",
+    "dropout",
+    "l1",
+    "lr_eff",
+)
 #: coefficients whose AE chart is ``log 1/(1-beta)``
 BETA_LIKE = ("momentum", "beta1", "beta2")
 COEF_STATS = ("start", "end", "min", "max", "logmean", "horizon")

@@ -313,8 +313,16 @@ def best_arms(table: pd.DataFrame, by: str = "final") -> pd.DataFrame:
             if not (g["status"] == "completed").all() or values.isna().any():
                 continue
             first = g.iloc[0]
-            per_arm.append((arm, first["schedule"], first["lr"], g["tuned_lr"].mean()
-                            if g["tuned_lr"].notna().any() else None, len(g), values.mean()))
+            per_arm.append(
+                (
+                    arm,
+                    first["schedule"],
+                    first["lr"],
+                    g["tuned_lr"].mean() if g["tuned_lr"].notna().any() else None,
+                    len(g),
+                    values.mean(),
+                )
+            )
         if not per_arm:
             continue
         # final, best and auc all follow the metric's direction (auc averages the metric)
@@ -322,14 +330,20 @@ def best_arms(table: pd.DataFrame, by: str = "final") -> pd.DataFrame:
         per_arm.sort(key=lambda r: -r[5] if higher else r[5])
         win = per_arm[0]
         second = per_arm[1] if len(per_arm) > 1 else None
-        rows.append({
-            **dict(zip(BEST_WITHIN, key, strict=True)),
-            "schedule": win[1], "lr": win[2], "tuned_lr": win[3], "runs": win[4],
-            f"{by}_mean": win[5],
-            "runner_up": f"{second[1]} lr={second[2]:g}" if second else None,
-            f"runner_up_{by}": second[5] if second else None,
-            "candidates": len(per_arm), "arm": win[0],
-        })
+        rows.append(
+            {
+                **dict(zip(BEST_WITHIN, key, strict=True)),
+                "schedule": win[1],
+                "lr": win[2],
+                "tuned_lr": win[3],
+                "runs": win[4],
+                f"{by}_mean": win[5],
+                "runner_up": f"{second[1]} lr={second[2]:g}" if second else None,
+                f"runner_up_{by}": second[5] if second else None,
+                "candidates": len(per_arm),
+                "arm": win[0],
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -48,8 +48,9 @@ class IndependentRule(PopulationRule):
     """M independent runs: equal budgets, no action (the base rule), named for the config."""
 
 
-def truncation(scores: Sequence[float], alive: Sequence[bool], quantile: float
-               ) -> tuple[list[int], list[int]]:
+def truncation(
+    scores: Sequence[float], alive: Sequence[bool], quantile: float
+) -> tuple[list[int], list[int]]:
     """``(bottom, top)`` index lists of PBT's truncation selection (lower score = better;
     ties by index). ``top`` holds live trajectories with a finite score only; no trajectory is
     in both."""
@@ -59,7 +60,7 @@ def truncation(scores: Sequence[float], alive: Sequence[bool], quantile: float
         return [], []
     order = sorted(range(m), key=lambda i: (scores[i] if alive[i] else math.inf, i))
     top = [i for i in order[:q] if alive[i] and math.isfinite(scores[i])]
-    bottom = [i for i in order[m - q:] if i not in top]
+    bottom = [i for i in order[m - q :] if i not in top]
     return bottom, top
 
 
@@ -130,5 +131,6 @@ class PBTRule(PopulationRule):
                 shifts[r] = {k: v - start[k] for k, v in new.items() if k in start}
                 if self.copy_weights:
                     copies.append((r, d))
-        return Decision(self.round, scores, weights, budgets, shifts=shifts, copies=copies,
-                        resampled=resampled)
+        return Decision(
+            self.round, scores, weights, budgets, shifts=shifts, copies=copies, resampled=resampled
+        )

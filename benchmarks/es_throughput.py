@@ -41,8 +41,13 @@ from baselines.es import EGGROLL, OpenAIES  # noqa: E402
 from tasks.regression import mlp  # noqa: E402
 
 
-def generation_seconds(opt, model: nn.Module, x: torch.Tensor, y: torch.Tensor,  # noqa: ANN001
-                       batched: bool) -> float:
+def generation_seconds(
+    opt,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,  # noqa: ANN001
+    batched: bool,
+) -> float:
     """Wall time of one ask + evaluate of the whole population."""
 
     def fitness() -> torch.Tensor:
@@ -95,8 +100,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     n = sum(q.numel() for q in mlp(args.in_dim, args.hidden, args.out_dim).parameters())
-    print(f"MLP {args.in_dim}->{'->'.join(map(str, args.hidden))}->{args.out_dim} ({n} params), "
-          f"population {args.population}, rank {args.rank}, {args.threads} thread(s), {device}")
+    print(
+        f"MLP {args.in_dim}->{'->'.join(map(str, args.hidden))}->{args.out_dim} ({n} params), "
+        f"population {args.population}, rank {args.rank}, {args.threads} thread(s), {device}"
+    )
     print(f"{'batch':>6} {'naive evals/s':>14} {'eggroll evals/s':>16} {'ratio':>7}")
     with torch.no_grad():
         for batch in args.batch:

@@ -126,8 +126,12 @@ def run(overrides: list[str], cuda: bool) -> dict[str, Any]:
     finally:
         runner.L.Trainer = trainer_cls
     peak = torch.cuda.max_memory_allocated() if cuda else None
-    return {"peak": peak, "resident": sampler.resident, "steps": record.steps,
-            "final": record.metric.final}
+    return {
+        "peak": peak,
+        "resident": sampler.resident,
+        "steps": record.steps,
+        "final": record.metric.final,
+    }
 
 
 def main() -> None:
@@ -141,9 +145,15 @@ def main() -> None:
     args = parser.parse_args()
     cuda = args.accelerator == "gpu" or (args.accelerator == "auto" and torch.cuda.is_available())
     common = [
-        "task=regression", "optimizer=adamw", "ae=on", "scale=smoke", f"steps={args.steps}",
-        f"task.hidden=[{args.hidden},{args.hidden}]", f"trainer.threads={args.threads}",
-        f"trainer.accelerator={'gpu' if cuda else 'cpu'}", "scale.progress_lines=0",
+        "task=regression",
+        "optimizer=adamw",
+        "ae=on",
+        "scale=smoke",
+        f"steps={args.steps}",
+        f"task.hidden=[{args.hidden},{args.hidden}]",
+        f"trainer.threads={args.threads}",
+        f"trainer.accelerator={'gpu' if cuda else 'cpu'}",
+        "scale.progress_lines=0",
     ]
     if cuda:
         common.append(f"task._target_={__name__}.DeviceRegression")
@@ -153,23 +163,34 @@ def main() -> None:
         f"swarm, M={args.M}": ["swarm=on", f"swarm.M={args.M}", f"swarm.rounds={args.rounds}"],
     }
     where = "CUDA (allocated bytes)" if cuda else "host: no accelerator; training-state bytes"
-    print(f"regression MLP hidden {args.hidden}, AdamW + AE, {args.steps} total "
-          f"trajectory-steps, memory on {where}")
+    print(
+        f"regression MLP hidden {args.hidden}, AdamW + AE, {args.steps} total "
+        f"trajectory-steps, memory on {where}"
+    )
     results = {name: run(common + extra, cuda) for name, extra in arms.items()}
     base = results["single (swarm=off)"]
     for name, r in results.items():
-        peak = f"peak {r['peak'] / 2**20:8.2f} MiB (x{r['peak'] / base['peak']:.3f})" if cuda \
+        peak = (
+            f"peak {r['peak'] / 2**20:8.2f} MiB (x{r['peak'] / base['peak']:.3f})"
+            if cuda
             else "peak n/a"
-        print(f"{name:20s} steps {r['steps']:4d}  {peak}  resident {r['resident'] / 2**20:8.2f} "
-              f"MiB (x{r['resident'] / base['resident']:.3f})")
+        )
+        print(
+            f"{name:20s} steps {r['steps']:4d}  {peak}  resident {r['resident'] / 2**20:8.2f} "
+            f"MiB (x{r['resident'] / base['resident']:.3f})"
+        )
     swarm = results[f"swarm, M={args.M}"]
     if cuda:
-        print(f"ratio swarm M={args.M} / single: peak x{swarm['peak'] / base['peak']:.3f}, "
-              f"resident x{swarm['resident'] / base['resident']:.3f}")
+        print(
+            f"ratio swarm M={args.M} / single: peak x{swarm['peak'] / base['peak']:.3f}, "
+            f"resident x{swarm['resident'] / base['resident']:.3f}"
+        )
     else:
-        print(f"ratio swarm M={args.M} / single: host state x"
-              f"{swarm['resident'] / base['resident']:.3f} (the population lives in host memory; "
-              "the accelerator claim needs CUDA)")
+        print(
+            f"ratio swarm M={args.M} / single: host state x"
+            f"{swarm['resident'] / base['resident']:.3f} (the population lives in host memory; "
+            "the accelerator claim needs CUDA)"
+        )
 
 
 if __name__ == "__main__":

@@ -90,14 +90,20 @@ class Binding:
     def write(self, group: dict, kind: str, value: float) -> None:
         raise NotImplementedError
 
-    def precond(self, optimizer: Optimizer, group: dict, params: list[torch.Tensor],
-                grads: list[torch.Tensor]) -> torch.Tensor:
+    def precond(
+        self,
+        optimizer: Optimizer,
+        group: dict,
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+    ) -> torch.Tensor:
         """``[||P g||^2, <g, P g>]`` over the group (float64, shape (2,))."""
         sq = sum((g.double().pow(2).sum() for g in grads), torch.zeros((), dtype=torch.float64))
         return torch.stack([sq, sq])
 
-    def momentum(self, optimizer: Optimizer, group: dict, p: torch.Tensor
-                 ) -> tuple[torch.Tensor | None, float]:
+    def momentum(
+        self, optimizer: Optimizer, group: dict, p: torch.Tensor
+    ) -> tuple[torch.Tensor | None, float]:
         """The momentum buffer of ``p`` and the factor that brings it to gradient units."""
         return None, 1.0
 
@@ -105,8 +111,7 @@ class Binding:
 class SGDBinding(Binding):
     family = "sgd"
     kinds = ("alpha", "beta1", "weight_decay", "sigma")
-    columns = {"alpha": "lr", "beta1": "momentum", "weight_decay": "weight_decay",
-               "sigma": "sigma"}
+    columns = {"alpha": "lr", "beta1": "momentum", "weight_decay": "weight_decay", "sigma": "sigma"}
     _field = {"alpha": "lr", "beta1": "momentum", "weight_decay": "weight_decay"}
 
     def read(self, group: dict, kind: str) -> float:
@@ -129,8 +134,14 @@ class AdamBinding(Binding):
     # both gauge signals drift while Adam converges (q ~ 1/sqrt(loss); ||P g|| falls as v lags)
     gauge_signal = "none"
     kinds = ("alpha", "beta1", "beta2", "eps", "weight_decay", "sigma")
-    columns = {"alpha": "lr", "beta1": "beta1", "beta2": "beta2", "eps": "eps",
-               "weight_decay": "weight_decay", "sigma": "sigma"}
+    columns = {
+        "alpha": "lr",
+        "beta1": "beta1",
+        "beta2": "beta2",
+        "eps": "eps",
+        "weight_decay": "weight_decay",
+        "sigma": "sigma",
+    }
 
     def read(self, group: dict, kind: str) -> float:
         if kind == "alpha":
@@ -212,8 +223,10 @@ class AdafactorBinding(Binding):
     def precond(self, optimizer, group, params, grads):
         # P g = g / RMS(g) per tensor: ||P g||^2 = numel, <g, P g> = ||g|| sqrt(numel)
         n = sum(g.numel() for g in grads)
-        gpg = sum((g.double().norm() * math.sqrt(g.numel()) for g in grads),
-                  torch.zeros((), dtype=torch.float64))
+        gpg = sum(
+            (g.double().norm() * math.sqrt(g.numel()) for g in grads),
+            torch.zeros((), dtype=torch.float64),
+        )
         return torch.stack([torch.tensor(float(n), dtype=torch.float64), gpg.cpu()])
 
 
@@ -305,8 +318,9 @@ def binding_for(optimizer: Optimizer) -> Binding:
 
 
 @torch.no_grad()
-def add_parameter_noise(params: list[torch.Tensor], sigma: float, rms_floor: float,
-                        generator: torch.Generator) -> None:
+def add_parameter_noise(
+    params: list[torch.Tensor], sigma: float, rms_floor: float, generator: torch.Generator
+) -> None:
     """``p += sigma * max(RMS(p), rms_floor) * N(0, I)`` for each p (see module docstring).
 
     The draws go into one flat buffer (tensor by tensor, in order, so the generator's stream is
@@ -319,19 +333,22 @@ def add_parameter_noise(params: list[torch.Tensor], sigma: float, rms_floor: flo
     ref = ps[0]
     # RMS in float32 as the per-tensor path took it (the norms were read as float32)
     norms = torch.stack(torch._foreach_norm(ps)).float().double()
-    roots = torch.tensor([math.sqrt(max(p.numel(), 1)) for p in ps], dtype=torch.float64,
-                         device=norms.device)
+    roots = torch.tensor(
+        [math.sqrt(max(p.numel(), 1)) for p in ps], dtype=torch.float64, device=norms.device
+    )
     scales = (norms / roots).clamp_min(rms_floor) * sigma
     if all(p.dtype == ref.dtype and p.device == ref.device for p in ps):
         flat = torch.empty(sum(p.numel() for p in ps), dtype=ref.dtype, device=ref.device)
-        noise = [v.view(p.shape) for v, p in zip(flat.split([p.numel() for p in ps]), ps,
-                                                  strict=True)]
+        noise = [
+            v.view(p.shape) for v, p in zip(flat.split([p.numel() for p in ps]), ps, strict=True)
+        ]
         for v in noise:
             v.normal_(generator=generator)
         torch._foreach_mul_(noise, list(scales.to(ref.dtype).unbind()))
     else:
-        noise = [torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype)
-                 for p in ps]
+        noise = [
+            torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype) for p in ps
+        ]
         for v, s in zip(noise, scales.unbind(), strict=True):
             v.mul_(s.to(device=v.device, dtype=v.dtype))
     torch._foreach_add_(ps, noise)
@@ -354,13 +371,19 @@ class ModelCoefficient:
     share: float = 1.0
 
 
-def attribute_coefficient(obj: Any, name: str, kind: str, column: str, share: float = 1.0,
-                          index: int | None = None) -> ModelCoefficient:
+def attribute_coefficient(
+    obj: Any, name: str, kind: str, column: str, share: float = 1.0, index: int | None = None
+) -> ModelCoefficient:
     """A :class:`ModelCoefficient` reading and writing ``obj.<name>`` (``obj.<name>[index]``
     for a list of values, e.g. one gate per block)."""
     if index is None:
-        return ModelCoefficient(kind, column, lambda: float(getattr(obj, name)),
-                                lambda v: setattr(obj, name, float(v)), share)
+        return ModelCoefficient(
+            kind,
+            column,
+            lambda: float(getattr(obj, name)),
+            lambda v: setattr(obj, name, float(v)),
+            share,
+        )
 
     def write(value: float) -> None:
         getattr(obj, name)[index] = float(value)

@@ -62,7 +62,14 @@ def _clip(x: Any, c: float) -> Any:
 
 
 def loss_signal_step(
-    level: Any, prev: Any, T: Any, V: Any, loss: Any, tc_level: Any, tc_trend: Any, tc_var: Any,
+    level: Any,
+    prev: Any,
+    T: Any,
+    V: Any,
+    loss: Any,
+    tc_level: Any,
+    tc_trend: Any,
+    tc_var: Any,
     clip: float,
 ) -> tuple[Any, Any, Any, Any]:
     """One AE-1 step of the loss filters; returns the new ``(level, prev, T, V)``.
@@ -112,8 +119,15 @@ class SignalState:
             self.level, self.prev = abs(loss), loss
         else:
             self.level, self.prev, self.T, self.V = loss_signal_step(
-                self.level, self.prev, self.T, self.V, loss, cfg.tc_level, cfg.tc_trend,
-                cfg.tc_var, cfg.clip,
+                self.level,
+                self.prev,
+                self.T,
+                self.V,
+                loss,
+                cfg.tc_level,
+                cfg.tc_trend,
+                cfg.tc_var,
+                cfg.clip,
             )
         self.n_loss += 1
         if reward is None:
@@ -127,8 +141,9 @@ class SignalState:
             self.r_prev = reward
         self.n_reward += 1
 
-    def update_grad(self, gsq: float, dot: float, psq: float, cfg: SignalsConfig,
-                    every: int = 1) -> None:
+    def update_grad(
+        self, gsq: float, dot: float, psq: float, cfg: SignalsConfig, every: int = 1
+    ) -> None:
         """Feed one finite gradient pair (skipped while no previous vector exists). With pairs
         measured every ``every`` steps (``ae.every``) the time constants count in pairs:
         ``max(1, tc / every)``."""

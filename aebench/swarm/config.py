@@ -162,28 +162,43 @@ def validate_swarm(cfg: DictConfig, budget: int | None) -> str | None:
     checks: list[tuple[str, Any, bool, str]] = []
     keys = set(rule.keys())
     if "beta" in keys:
-        checks.append(("beta", rule.beta, math.isfinite(rule.beta) and rule.beta >= 0,
-                       "a finite number >= 0"))
+        checks.append(
+            ("beta", rule.beta, math.isfinite(rule.beta) and rule.beta >= 0, "a finite number >= 0")
+        )
     if "score" in keys:
         checks.append(("score", rule.score, rule.score in ("rank", "zscore"), "rank or zscore"))
     if "min_share" in keys:
-        checks.append(("min_share", rule.min_share, 0 <= rule.min_share <= 1,
-                       "a share in [0, 1] of the equal split"))
+        checks.append(
+            (
+                "min_share",
+                rule.min_share,
+                0 <= rule.min_share <= 1,
+                "a share in [0, 1] of the equal split",
+            )
+        )
     if "kappa" in keys:
         checks.append(("kappa", rule.kappa, 0 <= rule.kappa <= 1, "a step in [0, 1]"))
     if "dither" in keys:
-        checks.append(("dither", rule.dither, math.isfinite(rule.dither) and rule.dither >= 0,
-                       "a finite number >= 0 (0: off)"))
+        checks.append(
+            (
+                "dither",
+                rule.dither,
+                math.isfinite(rule.dither) and rule.dither >= 0,
+                "a finite number >= 0 (0: off)",
+            )
+        )
     if "quantile" in keys:
-        checks.append(("quantile", rule.quantile, 0 < rule.quantile <= 0.5,
-                       "a fraction in (0, 0.5]"))
+        checks.append(
+            ("quantile", rule.quantile, 0 < rule.quantile <= 0.5, "a fraction in (0, 0.5]")
+        )
     if "factors" in keys:
         factors = list(rule.factors)
         ok = bool(factors) and all(math.isfinite(f) and f > 0 for f in factors)
         checks.append(("factors", factors, ok, "positive numbers, at least one"))
     if "resample" in keys:
-        checks.append(("resample", rule.resample, 0 <= rule.resample <= 1,
-                       "a probability in [0, 1]"))
+        checks.append(
+            ("resample", rule.resample, 0 <= rule.resample <= 1, "a probability in [0, 1]")
+        )
     for key, value, ok, allowed in checks:
         if not ok:
             return f"swarm.rule.{key}={value}: must be {allowed}"

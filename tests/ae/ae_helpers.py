@@ -15,9 +15,15 @@ def only(*names: str, cfg: AEConfig | None = None) -> AEConfig:
     return cfg
 
 
-def regression(opt: str = "sgdm", cfg: AEConfig | None = None, steps: int = 100, scale: float = 1.0,
-               seed: int = 0, lr: float | None = None, reward: bool = False
-               ) -> tuple[list[dict], torch.Tensor, AEControl]:
+def regression(
+    opt: str = "sgdm",
+    cfg: AEConfig | None = None,
+    steps: int = 100,
+    scale: float = 1.0,
+    seed: int = 0,
+    lr: float | None = None,
+    reward: bool = False,
+) -> tuple[list[dict], torch.Tensor, AEControl]:
     """Minibatch linear regression (d=10, batch 32) with SGDm or AdamW under AEControl.
 
     Returns the logged rows (plus ``loss``), the final weights and the controller. ``cfg=None``
@@ -51,8 +57,9 @@ def regression(opt: str = "sgdm", cfg: AEConfig | None = None, steps: int = 100,
     return rows, w.detach().clone(), ctl
 
 
-def scripted(cfg: AEConfig, losses: list[float], grads: list[torch.Tensor] | torch.Tensor,
-             opt: str = "sgdm") -> tuple[list[dict], AEControl]:
+def scripted(
+    cfg: AEConfig, losses: list[float], grads: list[torch.Tensor] | torch.Tensor, opt: str = "sgdm"
+) -> tuple[list[dict], AEControl]:
     """Feed a scripted sequence of losses and gradients to AEControl (no optimizer step), so a
     law's response to a chosen signal pattern can be read off the coefficients."""
     p = torch.nn.Parameter(torch.zeros(4))

@@ -72,5 +72,7 @@ def test_all_off_with_cadence_is_still_vanilla():
 
 def test_every_is_validated():
     with pytest.raises(ValueError, match=r"ae.every=0: must be an integer >= 1"):
-        AEControl(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1),
-                  AEConfig(enabled=True, every=0))
+        AEControl(
+            torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1),
+            AEConfig(enabled=True, every=0),
+        )

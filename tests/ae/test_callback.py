@@ -48,8 +48,15 @@ class _Module(L.LightningModule):
 
 def _fit(callbacks):
     module = _Module()
-    trainer = L.Trainer(max_steps=8, callbacks=callbacks, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer = L.Trainer(
+        max_steps=8,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     trainer.fit(module)
     return module
 
@@ -59,8 +66,19 @@ def test_callback_logs_signals_and_keeps_vanilla_when_all_off():
     cfg.noise.sigma_init = 1e-3  # noise applied through the optimizer's step post-hook
     module = _fit([AEController(cfg, seed=0)])
     assert sorted(module.curves.rows) == [0, 2, 4, 6]
-    assert {"T", "V", "R", "rho", "S", "gamma", "budget_lambda", "energy", "sigma", "shrink",
-            "guard"} <= set(module.curves.rows[6])
+    assert {
+        "T",
+        "V",
+        "R",
+        "rho",
+        "S",
+        "gamma",
+        "budget_lambda",
+        "energy",
+        "sigma",
+        "shrink",
+        "guard",
+    } <= set(module.curves.rows[6])
     vanilla = _fit([])
     off = AEConfig(enabled=True)
     for name in law_names():

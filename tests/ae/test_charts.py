@@ -9,9 +9,17 @@ import pytest
 from aebench.ae.charts import chart_bounds, from_chart, to_chart
 
 
-@pytest.mark.parametrize(("kind", "value"), [("alpha", 0.03), ("beta1", 0.9), ("beta2", 0.999),
-                                              ("eps", 1e-8), ("weight_decay", 0.01),
-                                              ("sigma", 1e-4)])
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("alpha", 0.03),
+        ("beta1", 0.9),
+        ("beta2", 0.999),
+        ("eps", 1e-8),
+        ("weight_decay", 0.01),
+        ("sigma", 1e-4),
+    ],
+)
 def test_round_trip(kind, value):
     assert from_chart(kind, to_chart(kind, value, 1e-8), 1e-8) == pytest.approx(value, rel=1e-12)
 

@@ -7,8 +7,20 @@ from omegaconf import OmegaConf
 
 from aebench.ae.config import AEConfig, check_law_names, coerce, law_names, validate
 
-REQUIRED = {"progress", "variance", "reward", "phase", "leak", "barrier", "noise", "resonance",
-            "budget", "coupling", "gauge", "lyapunov"}
+REQUIRED = {
+    "progress",
+    "variance",
+    "reward",
+    "phase",
+    "leak",
+    "barrier",
+    "noise",
+    "resonance",
+    "budget",
+    "coupling",
+    "gauge",
+    "lyapunov",
+}
 
 
 def test_law_names_cover_every_removable_law():

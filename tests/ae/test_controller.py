@@ -67,8 +67,9 @@ def test_sigma_noise_is_applied_after_the_step_and_seeded():
     assert torch.equal(a, b) and not torch.equal(a, vanilla)
 
 
-@pytest.mark.parametrize(("opt", "family"), [("sgdm", "sgd"), ("adamw", "adam"),
-                                             ("adafactor", "adafactor")])
+@pytest.mark.parametrize(
+    ("opt", "family"), [("sgdm", "sgd"), ("adamw", "adam"), ("adafactor", "adafactor")]
+)
 def test_families_run_and_stay_finite(opt, family):
     rows, w, ctl = regression(opt, AEConfig(enabled=True), steps=60)
     assert ctl.binding.family == family

@@ -125,7 +125,7 @@ def test_budget_holds_on_average_not_per_step():
     B, n = cfg.budget.B, len(energies)
     # the guarantee of dual ascent: sum(E - B) <= lambda_n / eta_lambda
     assert sum(e - B for e in energies) <= lam / cfg.budget.eta_lambda + 1e-12
-    assert sum(energies[n // 2:]) / (n - n // 2) <= 1.5 * B  # long-run average near the budget
+    assert sum(energies[n // 2 :]) / (n - n // 2) <= 1.5 * B  # long-run average near the budget
     assert max(energies) <= cfg.budget.clip * B * (1 + 1e-9)  # the hard per-step clip
     _, free, _ = _budget_run(False)
     assert sum(free) / n > 2 * B  # without the law the same drive exceeds the budget

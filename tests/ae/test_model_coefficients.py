@@ -25,18 +25,25 @@ class _Holder:
 
     def coefficients(self):
         n = len(self.gates)
-        return [*(attribute_coefficient(self, "gates", "gate", f"gate_{i}", 1.0 / n, index=i)
-                  for i in range(n)),
-                attribute_coefficient(self, "dropout", "dropout", "dropout"),
-                attribute_coefficient(self, "l1", "l1", "l1")]
+        return [
+            *(
+                attribute_coefficient(self, "gates", "gate", f"gate_{i}", 1.0 / n, index=i)
+                for i in range(n)
+            ),
+            attribute_coefficient(self, "dropout", "dropout", "dropout"),
+            attribute_coefficient(self, "l1", "l1", "l1"),
+        ]
 
 
 def _drive(cfg, losses, holder=None, opt="sgdm"):
     """Scripted losses (constant gradient) through AEControl with the holder's coefficients."""
     holder = holder or _Holder()
     p = torch.nn.Parameter(torch.zeros(4))
-    optim = (torch.optim.SGD([p], lr=0.1, momentum=0.9) if opt == "sgdm"
-             else torch.optim.AdamW([p], lr=1e-2))
+    optim = (
+        torch.optim.SGD([p], lr=0.1, momentum=0.9)
+        if opt == "sgdm"
+        else torch.optim.AdamW([p], lr=1e-2)
+    )
     ctl = AEControl(optim, cfg, model_coefficients=holder.coefficients())
     rows = []
     for loss in losses:
@@ -45,8 +52,17 @@ def _drive(cfg, losses, holder=None, opt="sgdm"):
     return rows, holder, ctl
 
 
-@pytest.mark.parametrize(("kind", "value"), [("gate", 0.5), ("gate", 0.013), ("gate", 0.98),
-                                              ("dropout", 0.1), ("dropout", 0.45), ("l1", 0.02)])
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("gate", 0.5),
+        ("gate", 0.013),
+        ("gate", 0.98),
+        ("dropout", 0.1),
+        ("dropout", 0.45),
+        ("l1", 0.02),
+    ],
+)
 def test_chart_round_trip(kind, value):
     assert from_chart(kind, to_chart(kind, value, 1e-3), 1e-3) == pytest.approx(value, rel=1e-12)
 
@@ -110,8 +126,10 @@ def test_per_block_gates_keep_their_own_prior_and_share_the_budget():
     m = dict(zip(gs.keys, gs.params.m.tolist(), strict=True))
     assert m["gate_0"] == pytest.approx(1 / 3) and m["dropout"] == 1.0 and m["alpha"] == 1.0
     # the same chart increment for each (shared signals), around different priors
-    dz = [to_chart("gate", g) - to_chart("gate", g0) for g, g0 in zip(h.gates, (0.2, 0.5, 0.8),
-                                                                       strict=True)]
+    dz = [
+        to_chart("gate", g) - to_chart("gate", g0)
+        for g, g0 in zip(h.gates, (0.2, 0.5, 0.8), strict=True)
+    ]
     assert dz[0] > 0 and dz == pytest.approx([dz[0]] * 3, rel=1e-9)
 
 
@@ -127,8 +145,11 @@ def test_adapt_false_leaves_a_kind_alone_and_bad_values_fail():
     bad = h.coefficients()[:1]
     bad[0].kind = "alpha"
     with pytest.raises(ValueError, match="kind='alpha'; allowed: gate, dropout, l1"):
-        AEControl(torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1), AEConfig(),
-                  model_coefficients=bad)
+        AEControl(
+            torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1),
+            AEConfig(),
+            model_coefficients=bad,
+        )
     cfg = AEConfig()
     cfg.coefs.gate.hi = 1.0
     with pytest.raises(ValueError, match=r"ae.coefs.gate.lo/hi.*need 0 < lo < hi < 1"):

@@ -95,10 +95,20 @@ def test_batched_curves_equal_file_by_file_reading(tmp_path: Path) -> None:
 def test_a_no_op_task_override_does_not_split_labels_or_problems(tmp_path: Path) -> None:
     # e10 sweeps task.loss_scale=0.1,1,10; e01 runs the loss_scale=1 arm without the override
     write_run(tmp_path, ae=True, task_extra={"loss_scale": 0.1}, name="sweep-0.1")
-    write_run(tmp_path, ae=True, task_extra={"loss_scale": 1.0}, name="plain",
-              task_extra_on_command_line=False)
-    write_run(tmp_path, ae=False, task_extra={"loss_scale": 1.0}, name="off",
-              task_extra_on_command_line=False)
+    write_run(
+        tmp_path,
+        ae=True,
+        task_extra={"loss_scale": 1.0},
+        name="plain",
+        task_extra_on_command_line=False,
+    )
+    write_run(
+        tmp_path,
+        ae=False,
+        task_extra={"loss_scale": 1.0},
+        name="off",
+        task_extra_on_command_line=False,
+    )
     rs = load_runs([tmp_path])
     arms = annotate(rs)
     assert set(arms["problem"]) == {"regression[loss_scale=0.1]", "regression[loss_scale=1]"}
@@ -113,10 +123,20 @@ def test_a_run_that_never_logged_a_plateau_exit_is_censored_at_its_budget(tmp_pa
     # records from before the plateau task logged the column from the first step
     steps = [0.0, 10.0, 20.0, 30.0, 40.0]
     exits = [float("nan")] * 3 + [30.0, 30.0]
-    write_run(tmp_path, task="plateau", seed=0, name="exits",
-              curves={"step": steps, "plateau_exit_step": exits})
-    write_run(tmp_path, task="plateau", seed=1, name="never",
-              curves={"step": steps, "saturation": [0.1] * 5})
+    write_run(
+        tmp_path,
+        task="plateau",
+        seed=0,
+        name="exits",
+        curves={"step": steps, "plateau_exit_step": exits},
+    )
+    write_run(
+        tmp_path,
+        task="plateau",
+        seed=1,
+        name="never",
+        curves={"step": steps, "saturation": [0.1] * 5},
+    )
     write_run(tmp_path, task="regression", seed=0, name="other")
     t = load_runs([tmp_path]).table.set_index(["task", "seed"])
     assert t.loc[("plateau", 0), "plateau_exit"] == 30.0

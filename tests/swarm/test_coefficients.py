@@ -17,8 +17,14 @@ from baselines.schedules import constant, cosine
 class Problem:
     """Minibatch linear regression with AdamW, a schedule and (optionally) AE."""
 
-    def __init__(self, seed: int = 0, ae: bool = True, lr: float = 1e-2, schedule=constant,  # noqa: ANN001
-                 weight_decay: float = 0.01) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        ae: bool = True,
+        lr: float = 1e-2,
+        schedule=constant,  # noqa: ANN001
+        weight_decay: float = 0.01,
+    ) -> None:
         self.g = torch.Generator().manual_seed(seed)
         self.a = torch.randn(8, 1, generator=self.g)
         self.w = torch.nn.Parameter(torch.zeros(8, 1))

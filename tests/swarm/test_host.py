@@ -117,8 +117,7 @@ def spying(
         return module, cb
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(host.SwarmCallback, "on_train_batch_start", on_train_batch_start,
-                   raising=False)
+        mp.setattr(host.SwarmCallback, "on_train_batch_start", on_train_batch_start, raising=False)
         mp.setattr(host.SwarmCallback, "on_train_batch_end", on_train_batch_end)
         mp.setattr(host.SwarmCallback, "_end_round", end_round)
         mp.setattr(host, "build_population", build)
@@ -189,8 +188,9 @@ def test_swarm_on_never_copies_weights(swarm_run: tuple[dict, Path, Spy]) -> Non
 
 def test_dither_changes_only_the_worst_trajectory(tmp_path: Path) -> None:
     with spying() as spy:
-        run_in_process([*SMALL, "swarm=on", "ae=on", "swarm.rule.dither=1e-3"], tmp_path,
-                       reraise=True)
+        run_in_process(
+            [*SMALL, "swarm=on", "ae=on", "swarm.rule.dither=1e-3"], tmp_path, reraise=True
+        )
     dithered = [d.dither for d in spy.cb.decisions if d.dither is not None]
     assert len(dithered) == 3  # every round but the last
     assert spy.changes == [(12 * (r + 1), i, f"round {r} end") for r, i in enumerate(dithered)]
@@ -236,8 +236,7 @@ def four_arms(
     for arm in ("pbt_nocopy", "independent"):
         out = tmp_path_factory.mktemp(arm)
         with spying() as spy:
-            _, data = run_in_process([*SMALL, f"swarm={arm}", "ae=on", "seed=1"], out,
-                                     reraise=True)
+            _, data = run_in_process([*SMALL, f"swarm={arm}", "ae=on", "seed=1"], out, reraise=True)
         arms[arm] = (data, out, spy)
     return arms
 
@@ -252,8 +251,9 @@ def test_nocopy_and_independent_keep_weights_and_match_compute(
     # the same budget, the same spent compute, the same population at the start
     assert {r["steps"] for r in records} == {r["budget"] for r in records} == {48}
     hashes = {tuple(t["init_hash"] for t in r["population"]["per_trajectory"]) for r in records}
-    priors = {tuple(t["priors"]["alpha"] for t in r["population"]["per_trajectory"])
-              for r in records}
+    priors = {
+        tuple(t["priors"]["alpha"] for t in r["population"]["per_trajectory"]) for r in records
+    }
     assert len(hashes) == len(priors) == 1
     assert len({r["arm"] for r in records}) == 4
 
@@ -269,10 +269,14 @@ def test_the_analysis_compares_the_population_arms(
     runset = load_runs([out for _, out, _ in four_arms.values()])
     annotate(runset)
     assert sorted(runset.table["swarm"]) == ["independent", "on", "pbt", "pbt_nocopy"]
-    preds = [p for p in load_predictions([default_predictions_dir()])
-             if p.name.startswith("swarm_vs_")]
-    assert {p.name for p in preds} == {"swarm_vs_pbt", "swarm_vs_pbt_nocopy",
-                                       "swarm_vs_independent"}
+    preds = [
+        p for p in load_predictions([default_predictions_dir()]) if p.name.startswith("swarm_vs_")
+    ]
+    assert {p.name for p in preds} == {
+        "swarm_vs_pbt",
+        "swarm_vs_pbt_nocopy",
+        "swarm_vs_independent",
+    }
     verdicts, evidence = evaluate(preds, runset, n_boot=200)
     assert len(verdicts) == 3
     assert set(verdicts["stratum"].str.split().str[0]) == {"problem=regression"}
@@ -298,8 +302,9 @@ def test_a_diverged_trajectory_gets_the_minimum_and_the_population_goes_on(
         task.loss = nan_after_two
 
     with spying(poison):
-        _, data = run_in_process([*SMALL, "swarm=on", "ae=on", "swarm.rule.beta=0.0"],
-                                 tmp_path, reraise=True)
+        _, data = run_in_process(
+            [*SMALL, "swarm=on", "ae=on", "swarm.rule.beta=0.0"], tmp_path, reraise=True
+        )
     pop = data["population"]
     per = pop["per_trajectory"]
     assert data["status"] == "completed"

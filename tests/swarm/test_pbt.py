@@ -20,8 +20,9 @@ def pbt(size: int = 4, rounds: int = 3, seed: int = 0, **kw) -> PBTRule:  # noqa
 
 
 def coefs(size: int) -> list[dict[str, float]]:
-    return [{"alpha": math.log(1e-3) + 0.1 * i, "beta1": math.log(10.0) + 0.01 * i}
-            for i in range(size)]
+    return [
+        {"alpha": math.log(1e-3) + 0.1 * i, "beta1": math.log(10.0) + 0.01 * i} for i in range(size)
+    ]
 
 
 def test_truncation_quantiles_follow_ray() -> None:
@@ -77,8 +78,9 @@ def test_pbt_is_deterministic_per_seed_and_revives_diverged_members() -> None:
     results = []
     for seed in (5, 5, 6):
         rule = pbt(seed=seed, size=8, rounds=30)
-        results.append([rule.tell([float(i) for i in range(8)], coefs(8)).copies
-                        for _ in range(29)])
+        results.append(
+            [rule.tell([float(i) for i in range(8)], coefs(8)).copies for _ in range(29)]
+        )
     assert results[0] == results[1] and results[0] != results[2]
     rule = pbt()
     d = rule.tell([math.nan, 0.1, 0.3, 0.2], coefs(4), alive=[False, True, True, True])

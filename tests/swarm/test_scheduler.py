@@ -50,8 +50,9 @@ def test_budgets_always_sum_to_the_total_and_respect_the_floor() -> None:
         b_min = min_budget(rng.random(), total, m)
         metrics = random_metrics(rng, m)
         alive = [rng.random() > 0.2 for _ in range(m)]
-        scores = normalise_scores(metrics, rng.choice(["min", "max"]),
-                                  rng.choice(["rank", "zscore"]), alive)
+        scores = normalise_scores(
+            metrics, rng.choice(["min", "max"]), rng.choice(["rank", "zscore"]), alive
+        )
         weights = softmax_weights(scores, rng.choice([0.0, 0.5, 5.0, 50.0, 1e4]))
         budgets = allocate_budgets(weights, total, b_min)
         assert sum(budgets) == total
@@ -111,16 +112,18 @@ def test_consensus_moves_each_coefficient_toward_the_weighted_mean_by_exactly_ka
         kappa = rng.random()
         bar = weighted_mean(coefs, weights)
         for k in ("alpha", "beta1"):
-            assert bar[k] == pytest.approx(sum(w * c[k] for w, c in zip(weights, coefs,
-                                                                         strict=True)))
+            assert bar[k] == pytest.approx(
+                sum(w * c[k] for w, c in zip(weights, coefs, strict=True))
+            )
         shifts = consensus_shifts(coefs, weights, kappa)
         for c, s in zip(coefs, shifts, strict=True):
             for k in c:
                 moved = c[k] + s[k]
                 assert moved == pytest.approx((1 - kappa) * c[k] + kappa * bar[k], abs=1e-12)
                 # the distance to the mean shrinks by exactly the factor (1 - kappa)
-                assert abs(moved - bar[k]) == pytest.approx((1 - kappa) * abs(c[k] - bar[k]),
-                                                            abs=1e-12)
+                assert abs(moved - bar[k]) == pytest.approx(
+                    (1 - kappa) * abs(c[k] - bar[k]), abs=1e-12
+                )
 
 
 def test_consensus_leaves_dead_trajectories_out() -> None:
