@@ -299,9 +299,20 @@ def _seeded_start(
     return model, batches
 
 
-def _read_results(record: RunRecord, recorder: Any, callbacks: list, population: bool) -> None:
-    """What training produced: status, AUC, AE's summary, the population's ledger."""
+def _read_results(
+    record: RunRecord, recorder: Any, callbacks: list, population: bool, module: Any, task: Task
+) -> None:
+    """What training produced: status, AUC, compute spent, AE's summary, the population's
+    ledger. Compute is in forward-equivalents (a gradient step costs 3, an ES generation of N
+    members N + 1) and, for RL tasks, environment steps: the axis ES-vs-gradient comparisons
+    are matched on."""
     record.status = recorder.status
+    spent = getattr(module, "forward_equivalents", None)
+    if spent is not None:
+        record.extra["compute"] = {
+            "forward_equivalents": float(spent),
+            "env_steps": int(getattr(task, "env_steps", 0)),
+        }
     for cb in callbacks:  # AE: gauge set points, mean guard and budget multipliers
         if callable(getattr(cb, "summary", None)):
             record.extra["ae"] = cb.summary()
@@ -339,7 +350,7 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
             _lr_range_test(cfg, range_test, model, job.module, job.trainer, record, ctx, label)
         fit(job.trainer, job.module, data)
         recorder.finish()
-        _read_results(record, recorder, callbacks, cfg.swarm.enabled)
+        _read_results(record, recorder, callbacks, cfg.swarm.enabled, job.module, task)
     except Exception:
         record.error = traceback.format_exc()
         log.error("job failed:\n%s", record.error)

@@ -62,6 +62,8 @@ def test_record_has_every_field_with_its_type(completed: tuple[dict, Path]) -> N
     assert data["ae"] is False and data["ablation"] == "none" and data["swarm"] == "off"
     assert data["config"]["optimizer"]["lr"] == data["config"]["task"]["lr"]["sgdm"]
     assert math.isfinite(data["auc"]) and data["auc"] > 0
+    # compute spent: 3 forward-equivalents per gradient step, no environment
+    assert data["extra"]["compute"] == {"forward_equivalents": 3.0 * data["steps"], "env_steps": 0}
 
 
 def test_curves_have_the_contract_columns(completed: tuple[dict, Path]) -> None:
