@@ -11,6 +11,16 @@ runs ``aebench -m experiment=<e> scale=<s> resume=true`` with every job in its o
 one sweep folder ``<out>``, and prints a progress line (done / left / ETA) whenever a job ends.
 Finally it runs ``aebench-analyze <out> --out <out>/report``.
 
+Shared set point (issue 13): the experiments of :data:`SHARED_SET_POINT` (e09 batch size, e10
+loss scale) run in two stages. Stage 1, ``reference``: the reference level alone (batch 256, loss
+scale 1; ``ablation=none ae.gauge.target=calibrate``), one folder per seed,
+``<out>/<e>-reference/seed<N>``. Stage 2, ``shared``: every level and ablation with
+``ae.gauge.target=from_run ae.gauge.from_run=<out>/<e>-reference/seed{seed}``, so each level runs
+with the set point its seed's reference calibrated (``extra.ae.gauge_set_point``), only for the
+seeds whose reference record is final and has one (the others wait for a rerun, which resumes
+stage 1 first). The per-run ``calibrate`` control is one sweep: pass ``ae.gauge.target=calibrate``
+after ``--``.
+
 Resumable: a job whose arm and seed already have a completed (or diverged) record anywhere under
 ``<out>`` is skipped (aebench/resume.py), a job killed midway reruns in its own folder over its
 partial files, so after any number of interruptions and reruns each (arm, seed) has exactly one
@@ -53,6 +63,16 @@ LAUNCHERS = {
 }
 
 
+#: experiments whose levels share one gauge set point (module doc): the reference level
+SHARED_SET_POINT: dict[str, tuple[str, ...]] = {
+    "e09_batch_size_sweep": ("task.batch_size=256",),
+    "e10_gradient_scaling": ("task.loss_scale=1",),
+}
+#: what stage 1 fixes besides the level: the gauge on, calibrating its own set point
+REFERENCE_FIXED = ("ablation=none", "ae.gauge.target=calibrate")
+STAGES = ("", "reference", "shared")
+
+
 @dataclass
 class Job:
     """One job of an experiment's sweep: its overrides and its folder under ``--out``."""
@@ -71,6 +91,14 @@ class Plan:
     jobs: list[Job]
     command: list[str]
     hydra_overrides: list[str] = field(default_factory=list)
+    #: "" (one sweep), or the shared-set-point stage: "reference" (1) or "shared" (2)
+    stage: str = ""
+    #: seeds of a "shared" stage held back: their reference has no set point yet
+    held: list[int] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment} ({self.stage})" if self.stage else self.experiment
 
     @property
     def todo(self) -> list[Job]:
@@ -292,8 +320,69 @@ def mark_done(
             job.done_in = hit.parent
 
 
-def plan(composer: Composer, experiment: str, args: argparse.Namespace, out: Path) -> Plan:
-    """The jobs of ``experiment`` (which are done already) and the ``aebench`` command."""
+def _okey(o: str) -> str:
+    return o.split("=", 1)[0].lstrip("+~")
+
+
+def staged(experiment: str, extra: list[str]) -> bool:
+    """Whether ``experiment`` runs in two stages: it shares a set point and the extra overrides
+    do not choose the gauge's target themselves (``ae.gauge.target=calibrate``: the control)."""
+    return experiment in SHARED_SET_POINT and not any(_okey(o) == "ae.gauge.target" for o in extra)
+
+
+def reference_dir(out: Path, experiment: str) -> Path:
+    """Stage 1's sweep folder; seed N's record is ``<it>/seed<N>/result.json``."""
+    return out / f"{experiment}-reference"
+
+
+def from_run_template(out: Path, experiment: str) -> str:
+    """The ``ae.gauge.from_run`` of stage 2 (``{seed}``: each job's own seed)."""
+    return str(reference_dir(out, experiment) / "seed{seed}")
+
+
+def reference_set_point(out: Path, experiment: str, seed: int) -> list[float] | None:
+    """The set points seed ``seed``'s reference recorded, None while it has no final record with
+    a positive value per param group."""
+    import json
+
+    folder = reference_dir(out, experiment) / f"seed{seed}"
+    if not _final_here(folder):
+        return None
+    try:
+        rec = json.loads((folder / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    points = ((rec.get("extra") or {}).get("ae") or {}).get("gauge_set_point")
+    ok = (
+        isinstance(points, list)
+        and points
+        and all(isinstance(x, int | float) and not isinstance(x, bool) and x > 0 for x in points)
+    )
+    return [float(x) for x in points] if ok else None
+
+
+def plans_for(
+    composer: Composer, experiment: str, args: argparse.Namespace, out: Path
+) -> list[Plan]:
+    """The plans of one experiment, in the order they run: its sweep, or its two stages."""
+    if not staged(experiment, args.extra):
+        return [plan(composer, experiment, args, out)]
+    return [plan(composer, experiment, args, out, s) for s in ("reference", "shared")]
+
+
+def plan(
+    composer: Composer,
+    experiment: str,
+    args: argparse.Namespace,
+    out: Path,
+    stage: str = "",
+    hold: bool = False,
+) -> Plan:
+    """The jobs of ``experiment`` (which are done already) and the ``aebench`` command; with
+    ``stage``, the jobs of that stage of a shared set point (module doc). ``hold``: a shared
+    stage keeps only the seeds whose reference has a set point (the others in ``held``)."""
+    if stage not in STAGES:
+        raise ConfigError(f"stage={stage!r}: allowed: reference, shared (or none)")
     parsed = composer.parse(args.extra)
     hydra_extra = [o.input_line for o in parsed if o.is_hydra_override()]
     task_extra = [o.input_line for o in parsed if not o.is_hydra_override()]
@@ -309,12 +398,45 @@ def plan(composer: Composer, experiment: str, args: argparse.Namespace, out: Pat
         launcher.append(f"hydra/launcher={LAUNCHERS[args.launcher]}")
     if args.jobs is not None:
         launcher.append(f"hydra.launcher.n_jobs={args.jobs}")
-    hydra_args = [f"hydra.sweep.dir={_quote(str(out))}", SUBDIR_OVERRIDE, *launcher, *hydra_extra]
+    sweep_dir, subdir = out, SUBDIR_OVERRIDE
+    if stage == "reference":
+        fixed = [*SHARED_SET_POINT[experiment], *REFERENCE_FIXED]
+        keys = {_okey(o) for o in fixed}
+        arguments = [a for a in arguments if _okey(a) not in keys] + fixed
+        sweep_dir, subdir = reference_dir(out, experiment), "hydra.sweep.subdir='seed${seed}'"
+    elif stage == "shared":
+        template = from_run_template(out, experiment)
+        arguments += ["ae.gauge.target=from_run", f"ae.gauge.from_run={_quote(template)}"]
+    hydra_args = [f"hydra.sweep.dir={_quote(str(sweep_dir))}", subdir, *launcher, *hydra_extra]
     overrides, base = expand_with_choices(composer, experiment, arguments)
-    jobs = [Job(o, job_dir_name(o)) for o in overrides]
-    mark_done(composer, jobs, out, record_index(out), base)
+    held: list[int] = []
+    if stage == "reference":
+        jobs = [
+            Job(o, f"{reference_dir(out, experiment).name}/seed{_seed_of(o)}") for o in overrides
+        ]
+        if len({j.folder for j in jobs}) < len(jobs):
+            raise ConfigError(
+                f"{experiment}: the reference level must be one job per seed (sweep only the "
+                "seed), or pass ae.gauge.target=calibrate for the per-run control"
+            )
+        for job in jobs:  # by its own folder only: that is where stage 2 reads the set point
+            if _final_here(out / job.folder):
+                job.done_in = out / job.folder
+    else:
+        if stage == "shared" and hold:  # run only the seeds whose reference is there
+            seeds = sorted({s for s in map(_seed_of, overrides) if s is not None})
+            held = [s for s in seeds if reference_set_point(out, experiment, s) is None]
+            if held:
+                ready = [s for s in seeds if s not in held]
+                arguments = [a for a in arguments if _okey(a) != "seed"]
+                arguments.append("seed=" + ",".join(map(str, ready or [-1])))
+                overrides = (
+                    [] if not ready else expand_with_choices(composer, experiment, arguments)[0]
+                )
+        jobs = [Job(o, job_dir_name(o)) for o in overrides]
+        mark_done(composer, jobs, out, record_index(out), base)
     command = [sys.executable, "-m", "aebench", "-m", *arguments, *hydra_args]
-    return Plan(experiment, jobs, command, hydra_args)
+    return Plan(experiment, jobs, command, hydra_args, stage, held)
 
 
 # --------------------------------------------------------------------------- running
@@ -387,7 +509,7 @@ class Progress:
         failed = sum(1 for s in self.ended.values() if s == "failed")
         extra = f", {failed} failed" if failed else ""
         return (
-            f"{self.plan.experiment}: {done}/{total} done{extra}, {left} left, "
+            f"{self.plan.label}: {done}/{total} done{extra}, {left} left, "
             f"{_clock(elapsed)} elapsed, ETA {_clock(eta) if left else '0s'}"
         )
 
@@ -490,7 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.scale not in composer.loader.get_group_options("scale"):
                 options = ", ".join(composer.loader.get_group_options("scale"))
                 raise ConfigError(f"--scale={args.scale}: no such scale; choose from: {options}")
-            plans = [plan(composer, e, args, out) for e in experiments]
+            plans = [q for e in experiments for q in plans_for(composer, e, args, out)]
         except ConfigError as err:
             print(f"aebench-evidence: error: {err}", file=sys.stderr)
             return 2
@@ -500,22 +622,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         for p in plans:
             done = len(p.jobs) - len(p.todo)
-            say(f"{p.experiment}: {len(p.jobs)} jobs, {done} already done, {len(p.todo)} to run")
+            say(f"{p.label}: {len(p.jobs)} jobs, {done} already done, {len(p.todo)} to run")
         total = sum(len(p.jobs) for p in plans)
         todo = sum(len(p.todo) for p in plans)
-        say(f"all: {len(plans)} experiments, {total} jobs, {todo} to run, into {out}")
+        n = len(dict.fromkeys(p.experiment for p in plans))
+        say(f"all: {n} experiments, {total} jobs, {todo} to run, into {out}")
         if args.dry_run:
             for p in plans:
                 say("  " + " ".join(_shell(a) for a in p.command[2:]))
             return 0
         status, failed = 0, 0
         for i, p in enumerate(plans):
-            if i:  # runs of the experiments before may have done some of this one's jobs
-                p = plan(composer, p.experiment, args, out)
+            if i:  # runs of the plans before may have done some of this one's jobs, and a
+                # shared stage reads the set points its reference stage just recorded
+                p = plan(composer, p.experiment, args, out, p.stage, hold=True)
+            if p.held:
+                say(
+                    f"{p.label}: seeds {','.join(map(str, p.held))} wait: their reference "
+                    f"({reference_dir(out, p.experiment)}) has no set point yet; a rerun resumes"
+                )
+                status = 1
             if not p.todo:
-                say(f"{p.experiment}: nothing to run")
+                say(f"{p.label}: nothing to run")
                 continue
-            say(f"{p.experiment}: running {len(p.todo)} of {len(p.jobs)} jobs")
+            say(f"{p.label}: running {len(p.todo)} of {len(p.jobs)} jobs")
             try:
                 from orchestration.tuning_stage import run_staged  # the tuning stage (issue 18)
 
