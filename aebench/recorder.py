@@ -64,7 +64,99 @@ def check_divergence(
     return abs(loss) > factor * max(abs(first_loss), floor), first_loss
 
 
-class RunRecorder(L.Callback):
+class Recorder(L.Callback):
+    """What every recorder shares (the single run's :class:`RunRecorder` and the population's
+    ``aebench.swarm.callback.SwarmCallback``): the measurements the runner reads (``metric``,
+    ``target``, ``incidents``, ``status``, :meth:`auc`), the evaluation curve they come from,
+    and the divergence and lr-cliff rules' settings.
+
+    A subclass appends ``(step, value)`` to ``evals`` (its curve: one run's evaluations, or the
+    population's best latest evaluation) and calls :meth:`_track` with each new value.
+    """
+
+    def __init__(
+        self,
+        *,
+        metric_name: str,
+        mode: str,
+        target: float,
+        total_steps: int,
+        eval_every: int,
+        log_every: int,
+        divergence_factor: float,
+        divergence_floor: float,
+        progress_every: int,
+        label: str,
+    ) -> None:
+        self.total_steps = total_steps
+        self.eval_every = eval_every
+        self.log_every = log_every
+        self.divergence_factor = divergence_factor
+        self.divergence_floor = divergence_floor
+        self.progress_every = progress_every
+        self.label = label
+        self.metric = Metric(name=metric_name, mode=mode)
+        self.target = Target(value=target)
+        self.incidents = Incidents()
+        #: the evaluation curve the metric, time-to-target and AUC come from
+        self.evals: list[tuple[int, float]] = []
+        self.status = "completed"
+        self.t0 = time.perf_counter()
+
+    @property
+    def wall_s(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def _better(self, a: float, b: float) -> bool:
+        return a < b if self.metric.mode == "min" else a > b
+
+    def _track(self, value: float, step: int) -> None:
+        """A new value of the curve at ``step``: the best so far and time-to-target."""
+        if not math.isfinite(value):
+            return
+        if self.metric.best is None or self._better(value, self.metric.best):
+            self.metric.best = value
+        reached = (
+            value <= self.target.value if self.metric.mode == "min" else value >= self.target.value
+        )
+        if reached and not self.target.reached:
+            self.target.reached, self.target.step = True, step
+            self.target.wall_s = round(self.wall_s, 4)
+
+    def auc(self) -> float | None:
+        """Trapezoidal area under the evaluation curve over [0, budget], divided by the budget.
+
+        Null for a run that did not complete its budget (diverged or failed): the curve beyond
+        the stop is unknown, and any filler would favour one mode of the metric.
+        """
+        if self.status != "completed" or len(self.evals) < 2:
+            return None
+        area = 0.0
+        for (s0, v0), (s1, v1) in zip(self.evals, self.evals[1:], strict=False):
+            area += 0.5 * (v0 + v1) * (s1 - s0)
+        return finite_or_none(area / max(1, self.evals[-1][0]))
+
+
+def count_cliffs(
+    optimizer: torch.optim.Optimizer, prev_log_lr: list[float] | None, incidents: Incidents
+) -> list[float]:
+    """Count an ``lr_cliff`` in ``incidents`` when a param group's lr moved by more than
+    ``CLIFF_FACTOR`` since ``prev_log_lr`` (the log-lrs of the step before; None at the
+    start); returns this step's log-lrs."""
+    lrs = [g["lr"] for g in optimizer.param_groups]
+    log_lr = [math.log(lr) if lr > 0 else float("-inf") for lr in lrs]
+    if prev_log_lr is not None:
+        limit = math.log(CLIFF_FACTOR)
+        for now, before in zip(log_lr, prev_log_lr, strict=True):
+            if math.isfinite(now) and math.isfinite(before) and abs(now - before) > limit:
+                incidents.lr_cliffs += 1
+                break
+    return log_lr
+
+
+class RunRecorder(Recorder):
+    """The recorder of a single run (one trajectory; gradient steps or ES generations)."""
+
     def __init__(
         self,
         task: Task,
@@ -77,33 +169,25 @@ class RunRecorder(L.Callback):
         progress_every: int,
         label: str,
     ) -> None:
+        super().__init__(
+            metric_name=task.metric_name,
+            mode=task.metric_mode,
+            target=target,
+            total_steps=total_steps,
+            eval_every=eval_every,
+            log_every=log_every,
+            divergence_factor=divergence_factor,
+            divergence_floor=divergence_floor,
+            progress_every=progress_every,
+            label=label,
+        )
         self.task = task
-        self.total_steps = total_steps
-        self.eval_every = eval_every
-        self.log_every = log_every
-        self.divergence_factor = divergence_factor
-        self.divergence_floor = divergence_floor
-        self.progress_every = progress_every
-        self.label = label
-        self.metric = Metric(name=task.metric_name, mode=task.metric_mode)
-        self.target = Target(value=target)
-        self.incidents = Incidents()
-        self.evals: list[tuple[int, float]] = []
-        self.status = "completed"
         self.first_loss: float | None = None
         self.prev_log_lr: list[float] | None = None
         #: coefficients read in on_before_optimizer_step of a step that will be logged
         self.step_coefficients: dict[str, float] | None = None
-        self.t0 = time.perf_counter()
 
     # ------------------------------------------------------------------ helpers
-    @property
-    def wall_s(self) -> float:
-        return time.perf_counter() - self.t0
-
-    def _better(self, a: float, b: float) -> bool:
-        return a < b if self.metric.mode == "min" else a > b
-
     def _evaluate(self, pl_module: L.LightningModule, step: int) -> float:
         model = pl_module.model
         was_training = model.training
@@ -118,17 +202,7 @@ class RunRecorder(L.Callback):
             set_optimizer_mode(optimizer, "train")
         self.evals.append((step, value))
         pl_module.curves.log(step, **{f"val_{self.metric.name}": value})
-        if math.isfinite(value):
-            if self.metric.best is None or self._better(value, self.metric.best):
-                self.metric.best = value
-            reached = (
-                value <= self.target.value
-                if self.metric.mode == "min"
-                else (value >= self.target.value)
-            )
-            if reached and not self.target.reached:
-                self.target.reached, self.target.step = True, step
-                self.target.wall_s = round(self.wall_s, 4)
+        self._track(value, step)
         return value
 
     @staticmethod
@@ -164,15 +238,7 @@ class RunRecorder(L.Callback):
         return values
 
     def _count_cliffs(self, optimizer: torch.optim.Optimizer) -> None:
-        lrs = [g["lr"] for g in optimizer.param_groups]
-        log_lr = [math.log(lr) if lr > 0 else float("-inf") for lr in lrs]
-        if self.prev_log_lr is not None:
-            limit = math.log(CLIFF_FACTOR)
-            for now, before in zip(log_lr, self.prev_log_lr, strict=True):
-                if math.isfinite(now) and math.isfinite(before) and abs(now - before) > limit:
-                    self.incidents.lr_cliffs += 1
-                    break
-        self.prev_log_lr = log_lr
+        self.prev_log_lr = count_cliffs(optimizer, self.prev_log_lr, self.incidents)
 
     # ------------------------------------------------------------------ hooks
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -247,16 +313,3 @@ class RunRecorder(L.Callback):
         if self.evals:
             self.metric.final = finite_or_none(self.evals[-1][1])
         self.metric.best = finite_or_none(self.metric.best)
-
-    def auc(self) -> float | None:
-        """Trapezoidal area under the evaluation curve over [0, budget], divided by the budget.
-
-        Null for a run that did not complete its budget (diverged or failed): the curve beyond
-        the stop is unknown, and any filler would favour one mode of the metric.
-        """
-        if self.status != "completed" or len(self.evals) < 2:
-            return None
-        area = 0.0
-        for (s0, v0), (s1, v1) in zip(self.evals, self.evals[1:], strict=False):
-            area += 0.5 * (v0 + v1) * (s1 - s0)
-        return finite_or_none(area / max(1, self.evals[-1][0]))

@@ -81,8 +81,8 @@ from aebench.ae.config import AEConfig
 from aebench.ae.config import validate as validate_ae
 from aebench.ae.controller import SIGNAL_COLUMNS, AEControl
 from aebench.curves import CurveBuffer
-from aebench.record import Incidents, Metric, Target
-from aebench.recorder import CLIFF_FACTOR, check_divergence, finite_or_none
+from aebench.record import Incidents
+from aebench.recorder import Recorder, check_divergence, count_cliffs, finite_or_none
 from aebench.seeding import derive_seed, tensor_hash
 from aebench.swarm.coefficients import Coefficients
 from aebench.swarm.scheduler import (
@@ -226,11 +226,12 @@ def ticks() -> Iterator[int]:
 
 
 # ------------------------------------------------------------------------ callback
-class SwarmCallback(L.Callback):
+class SwarmCallback(Recorder):
     """Runs the rounds of a population rule (module doc) and records the run.
 
-    Offers the run recorder's interface to the runner: ``metric``, ``target``, ``incidents``,
-    ``status``, :meth:`finish`, :meth:`auc`, plus :meth:`population`.
+    A :class:`aebench.recorder.Recorder` (the runner reads it as it reads a single run's):
+    ``metric``, ``target``, ``incidents``, ``status``, :meth:`finish`, :meth:`auc` on the
+    population's curve ``evals``, plus :meth:`population`.
     """
 
     def __init__(
@@ -251,22 +252,22 @@ class SwarmCallback(L.Callback):
         label: str,
         dither_seed: int,
     ) -> None:
+        super().__init__(
+            metric_name=metric_name,
+            mode=mode,
+            target=target,
+            total_steps=total_steps,
+            eval_every=eval_every,
+            log_every=log_every,
+            divergence_factor=divergence_factor,
+            divergence_floor=divergence_floor,
+            progress_every=progress_every,
+            label=label,
+        )
         self.trajs = trajectories
         self.rule = rule
-        self.total_steps = total_steps
-        self.eval_every = eval_every
-        self.log_every = log_every
         self.ae_log_every = ae_log_every
-        self.divergence_factor = divergence_factor
-        self.divergence_floor = divergence_floor
-        self.progress_every = progress_every
-        self.label = label
-        self.metric = Metric(name=metric_name, mode=mode)
-        self.target = Target(value=target)
-        self.incidents = Incidents()
-        self.status = "completed"
-        #: the population's curve: (step, best latest evaluation among live trajectories)
-        self.evals: list[tuple[int, float]] = []
+        # self.evals: the population's curve, (step, best latest evaluation among live ones)
         self.round_budgets: list[list[int]] = []
         self.decisions: list[Decision] = []
         self.copies = 0
@@ -277,17 +278,9 @@ class SwarmCallback(L.Callback):
         self.offload = torch.device("cpu")
         self.pending: dict[str, float] = {}
         self.dither_gen = torch.Generator().manual_seed(dither_seed)
-        self.t0 = time.perf_counter()
         self._handles: list[Any] = []
 
     # ------------------------------------------------------------------ helpers
-    @property
-    def wall_s(self) -> float:
-        return time.perf_counter() - self.t0
-
-    def _better(self, a: float, b: float) -> bool:
-        return a < b if self.metric.mode == "min" else a > b
-
     def _activate(self, pl_module: PopulationModule, i: int) -> None:
         if self.active is not None and self.active != i:
             move_state(self.trajs[self.active], self.offload)
@@ -325,17 +318,7 @@ class SwarmCallback(L.Callback):
         else:
             self.evals.append((step, value))
         pl_module.curves.log(step, **{f"val_{self.metric.name}": value})
-        if math.isfinite(value):
-            if self.metric.best is None or self._better(value, self.metric.best):
-                self.metric.best = value
-            reached = (
-                value <= self.target.value
-                if self.metric.mode == "min"
-                else value >= self.target.value
-            )
-            if reached and not self.target.reached:
-                self.target.reached, self.target.step = True, step
-                self.target.wall_s = round(self.wall_s, 4)
+        self._track(value, step)
 
     def _used_coefficients(self, t: Trajectory) -> dict[str, float]:
         """The coefficients the coming optimizer step uses (read after AE wrote them)."""
@@ -351,15 +334,7 @@ class SwarmCallback(L.Callback):
         return out
 
     def _count_cliffs(self, t: Trajectory) -> None:
-        lrs = [g["lr"] for g in t.optimizer.param_groups]
-        log_lr = [math.log(lr) if lr > 0 else float("-inf") for lr in lrs]
-        if t.prev_log_lr is not None:
-            limit = math.log(CLIFF_FACTOR)
-            for now, before in zip(log_lr, t.prev_log_lr, strict=True):
-                if math.isfinite(now) and math.isfinite(before) and abs(now - before) > limit:
-                    t.incidents.lr_cliffs += 1
-                    break
-        t.prev_log_lr = log_lr
+        t.prev_log_lr = count_cliffs(t.optimizer, t.prev_log_lr, t.incidents)
 
     @staticmethod
     def _suffixed(values: dict[str, float], i: int) -> dict[str, float]:
@@ -533,15 +508,6 @@ class SwarmCallback(L.Callback):
         sel = self.selected()
         self.metric.final = finite_or_none(self.trajs[sel].latest) if sel is not None else None
         self.metric.best = finite_or_none(self.metric.best)
-
-    def auc(self) -> float | None:
-        """As :meth:`aebench.recorder.RunRecorder.auc`, on the population's curve."""
-        if self.status != "completed" or len(self.evals) < 2:
-            return None
-        area = 0.0
-        for (s0, v0), (s1, v1) in zip(self.evals, self.evals[1:], strict=False):
-            area += 0.5 * (v0 + v1) * (s1 - s0)
-        return finite_or_none(area / max(1, self.evals[-1][0]))
 
     def population(self) -> dict[str, Any]:
         """The record's ``population`` field (module doc); non-finite numbers become null (the
