@@ -34,6 +34,7 @@ Models (``task.model``), both after DeepOBS (Schneider, Balles & Hennig, ICLR 20
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -53,7 +54,7 @@ from tasks.cifar_corruptions import (
 )
 from tasks.corruptions import CLEAN, CORRUPTIONS
 from tasks.hf_data import DataUnavailable
-from tasks.idx import read_idx
+from tasks.idx import read_idx, write_idx
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,31 @@ def load_fmnist(path: str | None) -> dict[str, tuple[torch.Tensor, torch.Tensor]
             raise DataUnavailable(f"{files[1]}: label {int(labels.max())}, must be 0..9")
         out[split] = (images.unsqueeze(1).contiguous(), labels)
     return out
+
+
+#: the validation split's size: the last 10,000 training images (1/6 of the training set, the
+#: size of the test set)
+N_VALIDATION = 10_000
+
+
+def write_validation_split(src: str, dst: str, n_val: int = N_VALIDATION) -> tuple[Path, int]:
+    """Write a validation split of the Fashion-MNIST files in ``src`` to the folder ``dst``, in
+    the same four-file layout, so that ``task.data.path=dst`` tunes without the test set: its
+    ``train`` files hold the first ``60,000 - n_val`` training images, its ``t10k`` files (what
+    the task evaluates on) the last ``n_val``. The official test files are only checked, not
+    copied. Returns the folder and the number of training images left."""
+    splits = load_fmnist(src)
+    x, y = splits["train"]
+    if not 0 < n_val < len(y):
+        raise ConfigError(f"n_val={n_val}: must be in 1..{len(y) - 1}")
+    out = Path(dst).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    cut = len(y) - n_val
+    for split, (xs, ys) in {"train": (x[:cut], y[:cut]), "test": (x[cut:], y[cut:])}.items():
+        image_name, label_name = FILES[split]
+        write_idx(out / f"{image_name}.gz", xs.squeeze(1))
+        write_idx(out / f"{label_name}.gz", ys)
+    return out, cut
 
 
 def synthetic_fmnist(
@@ -211,7 +237,9 @@ class FashionMnistTask(CifarCorruptionsTask):
             raise ConfigError(
                 f"task.data.{sorted(unknown)[0]}: unknown key; allowed: source, path, name"
             )
-        self.source, self.path, self.corpus = data["source"], data["path"], str(data["name"])
+        self.source, self.path, name = data["source"], data["path"], str(data["name"])
+        #: the real corpus's name (``data.name``); None for the synthetic stand-in
+        self.corpus: str | None = name if self.source == "real" else None
         self.mode, self.corruptions, self.severity = mode, tuple(corruptions), severity
         self.drift_every, self.shift_classes = drift_every, shift_classes
         self.shift_skew, self.model_name = shift_skew, model
@@ -224,7 +252,7 @@ class FashionMnistTask(CifarCorruptionsTask):
             (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
             x_train, y_train = x_train[:n_train], y_train[:n_train]
             x_test, y_test = x_test[:n_test], y_test[:n_test]
-            log.info("%s loaded from %s: %d train, %d test images", self.corpus, self.path,
+            log.info("%s loaded from %s: %d train, %d test images", name, self.path,
                      len(y_train), len(y_test))  # fmt: skip
         else:
             g = self.rng("data")
@@ -276,3 +304,22 @@ class FashionMnistTask(CifarCorruptionsTask):
 
     def build_model(self) -> nn.Module:
         return build_fmnist_model(self.model_name)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m tasks.fmnist validation-split DST [--src DIR] [--n-val N]``."""
+    parser = argparse.ArgumentParser(prog="python -m tasks.fmnist")
+    sub = parser.add_subparsers(dest="command", required=True)
+    split = sub.add_parser("validation-split", help=write_validation_split.__doc__.split(",")[0])
+    split.add_argument("dst", help="folder to write the four files to")
+    split.add_argument(
+        "--src", default=DEBIAN_PATH, help=f"the official files (default {DEBIAN_PATH})"
+    )
+    split.add_argument("--n-val", type=int, default=N_VALIDATION, help="validation images")
+    args = parser.parse_args(argv)
+    out, n_train = write_validation_split(args.src, args.dst, args.n_val)
+    print(f"{out}: train {n_train} images, validation (t10k files) {args.n_val}")
+
+
+if __name__ == "__main__":
+    main()

@@ -230,6 +230,9 @@ class WikiTextTask(Task):
         self._check(min_count, eval_tokens, n_train_tokens, markov)
         self.data_source = "synthetic" if self.spec.source == "synthetic" else "real"
         self.ppl_floor: float | None = None
+        #: the real corpus's name (``WikiText-2`` or ``data.name`` of text_files); None for
+        #: the synthetic source
+        self.corpus: str | None = None
         if self.spec.source != "synthetic":
             train, val, self.vocab_size = self._load_real(min_count)
             if n_train_tokens is not None:
@@ -331,6 +334,7 @@ class WikiTextTask(Task):
 
     def _load_real(self, min_count: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         rows, name = self._rows()
+        self.corpus = name
         if self.tokenizer == "byte":
             train, val, vocab_size = (
                 byte_tokens(rows["train"]),

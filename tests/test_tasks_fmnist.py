@@ -19,6 +19,8 @@ from tasks.fmnist import (
     FashionMnistTask,
     TwoConvTwoDense,
     load_fmnist,
+    main,
+    write_validation_split,
 )
 from tasks.hf_data import DataUnavailable
 from tasks.idx import IdxError, read_idx, write_idx
@@ -129,6 +131,34 @@ def test_loader_reads_the_four_files(tmp_path: Path, gz: bool) -> None:
     pixels = images.double() / 255
     assert float(task.mean) == pytest.approx(float(pixels.mean()), rel=1e-5)
     assert float(task.std) == pytest.approx(float(pixels.std()), rel=1e-4)
+
+
+def test_synthetic_stand_in_names_no_corpus() -> None:
+    task = FashionMnistTask(seed=0, batch_size=8, n_train=64, n_test=32)
+    assert task.data_source == "synthetic" and task.corpus is None
+
+
+def test_validation_split_is_the_last_training_images(tmp_path: Path) -> None:
+    src = write_folder(tmp_path / "fm")
+    dst, n_train = write_validation_split(str(src), str(tmp_path / "val"), n_val=16)
+    assert n_train == 48
+    split = load_fmnist(str(dst))
+    original = load_fmnist(str(src))["train"]
+    (x, y), (xv, yv) = split["train"], split["test"]
+    assert torch.equal(x, original[0][:48]) and torch.equal(y, original[1][:48])
+    assert torch.equal(xv, original[0][48:]) and torch.equal(yv, original[1][48:])
+    task = FashionMnistTask(seed=0, batch_size=8, data=real(dst))  # the task evaluates on it
+    assert torch.equal(task.x_test, original[0][48:])
+    with pytest.raises(ConfigError, match="n_val=64: must be in 1..63") as err:
+        write_validation_split(str(src), str(tmp_path / "bad"), n_val=N_TRAIN)
+    one_line(err)
+
+
+def test_validation_split_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src = write_folder(tmp_path / "fm", gz=False)
+    main(["validation-split", str(tmp_path / "val"), "--src", str(src), "--n-val", "10"])
+    assert "train 54 images, validation (t10k files) 10" in capsys.readouterr().out
+    assert len(load_fmnist(str(tmp_path / "val"))["test"][1]) == 10
 
 
 def test_label_image_count_mismatch(tmp_path: Path) -> None:

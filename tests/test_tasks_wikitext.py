@@ -229,7 +229,7 @@ def test_synthetic_source_is_seeded_and_batches_are_shifted_windows() -> None:
     a = WikiTextTask(seed=3, n_train_tokens=5000, eval_tokens=256, **SMALL)
     b = WikiTextTask(seed=3, n_train_tokens=5000, eval_tokens=256, **SMALL)
     c = WikiTextTask(seed=4, n_train_tokens=5000, eval_tokens=256, **SMALL)
-    assert a.data_source == "synthetic"
+    assert a.data_source == "synthetic" and a.corpus is None
     assert torch.equal(a.train_tokens, b.train_tokens)
     assert not torch.equal(a.train_tokens, c.train_tokens)
     batch = next(a.train_batches())
@@ -297,6 +297,7 @@ def test_text_files_bytes_are_the_train_files_concatenated(tmp_path: Path) -> No
     task = WikiTextTask(seed=0, tokenizer="byte", eval_tokens=None,
                         data=text_files(tmp_path, val_every=5), **SMALL)  # fmt: skip
     assert task.data_source == "real" and task.vocab_size == 256
+    assert task.corpus == "tiny corpus"  # data.name, for the record's extra.data
     train, val = split_files(match_files([str(tmp_path / "**" / "*.rst.txt")]), 5)
 
     def blob(paths: list[Path]) -> bytes:
