@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TIMES = ROOT / "docs" / "step_times" / "paper-cpu.json"
+TIMES_DIR = ROOT / "docs" / "step_times"
+
+
+def default_times(scale: str) -> Path:
+    """The committed step times for a scale, measured on this project's 2-core CPU machine."""
+    return TIMES_DIR / f"{scale}-cpu.json"
 
 
 @dataclass
@@ -34,10 +39,16 @@ class Estimate:
     missing: list[str]
 
 
-def load_times(path: Path) -> dict:
+def load_times(path: Path, scale: str | None = None) -> dict:
+    """Read a step-times file; refuse one measured at another scale (other models, batches)."""
     data = json.loads(path.read_text())
     if "tasks" not in data:
         raise ValueError(f"{path}: not a step-times file (no 'tasks' key)")
+    if scale is not None and data.get("scale") != scale:
+        raise ValueError(
+            f"--times {path}: measured at scale={data.get('scale')!r}, not scale={scale!r} "
+            f"(run python benchmarks/step_times.py --scale {scale} --out <file>)"
+        )
     return data
 
 
@@ -116,16 +127,24 @@ def render(scale: str, times: dict, rows: list[Estimate], source: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", default="paper")
-    parser.add_argument("--times", type=Path, default=DEFAULT_TIMES)
+    parser.add_argument(
+        "--times", type=Path, default=None, help="default: docs/step_times/<scale>-cpu.json"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "paper_scale.md")
     args = parser.parse_args(argv)
+    if args.times is None:
+        args.times = default_times(args.scale)
     if not args.times.is_file():
         print(
             f"paper_estimate: error: --times {args.times}: no such file "
-            "(run python benchmarks/step_times.py first)"
+            f"(run python benchmarks/step_times.py --scale {args.scale} first)"
         )
         return 2
-    times = load_times(args.times)
+    try:
+        times = load_times(args.times, args.scale)
+    except ValueError as err:
+        print(f"paper_estimate: error: {err}")
+        return 2
     rows = estimates(args.scale, times)
     args.out.write_text(render(args.scale, times, rows, args.times.resolve()))
     print(f"wrote {args.out}")

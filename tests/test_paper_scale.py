@@ -3,15 +3,20 @@ measured step time for every task those jobs use."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from orchestration.paper_estimate import DEFAULT_TIMES, estimates, load_times, render
+from orchestration.paper_estimate import default_times, estimates, load_times, main, render
+
+PAPER_TIMES = default_times("paper")
 
 
 @pytest.fixture(scope="module")
 def times() -> dict:
-    assert DEFAULT_TIMES.is_file(), "run python benchmarks/step_times.py and commit its JSON"
-    return load_times(DEFAULT_TIMES)
+    assert PAPER_TIMES.is_file(), "run python benchmarks/step_times.py and commit its JSON"
+    return load_times(PAPER_TIMES, "paper")
 
 
 @pytest.mark.slow
@@ -44,6 +49,22 @@ def test_estimate_covers_every_experiment(times: dict) -> None:
     missing = {r.experiment: r.missing for r in rows if r.missing}
     assert not missing, missing
     assert all(r.hours is not None and r.hours > 0 for r in rows)
-    page = render("paper", times, rows, DEFAULT_TIMES)
+    page = render("paper", times, rows, PAPER_TIMES)
     assert "No experiment has been run at this scale" in page
     assert "make evidence SCALE=paper" in page and "--launcher slurm" in page
+
+
+def test_times_of_another_scale_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # paper-scale step times (ResNet-18, GPT) would overstate a cpu sweep by orders of magnitude
+    out = tmp_path / "cost.md"
+    rc = main(["--scale", "cpu", "--times", str(PAPER_TIMES), "--out", str(out)])
+    line = capsys.readouterr().out.strip()
+    assert rc == 2 and not out.exists()
+    assert "measured at scale='paper', not scale='cpu'" in line and "\n" not in line
+
+
+def test_a_file_without_tasks_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "t.json"
+    bad.write_text(json.dumps({"scale": "cpu"}))
+    with pytest.raises(ValueError, match="not a step-times file"):
+        load_times(bad, "cpu")
