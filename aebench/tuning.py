@@ -1,16 +1,18 @@
 """The tuning stage of a ruleset (issue 18; conf/ruleset): trials, tuning runs, best trial.
 
 ``ruleset=self_tuning``: no tuning; an arm runs its documented defaults, its records say
-``trial: null``, budget 0. ``ruleset=external``: an arm's search space is the union of the
-ruleset's ``search.optimizer`` (every arm) and ``search.ae`` (arms with AE enabled); ``trials``
-points are drawn from it with :class:`scipy.stats.qmc.Halton` (scrambled, seeded by
-``ruleset.seed``; the same draw for every problem, so the space is workload-agnostic), mapped to
-``[low, high]`` (log-uniform where ``log: true``). Each trial runs on ``tuning_seeds`` seeds
-``tuning_seed_base + j``, disjoint from the evaluation seeds. The best trial per problem has the
-best mean of the metric over its tuning seeds (min or max by the metric's mode; a diverged or
-failed run counts as the worst); the evaluation runs then carry that trial's values and
-``ruleset.trial``, ``ruleset.budget_trials`` (tuning runs consumed) and ``ruleset.budget_steps``
-(their optimizer steps), which :func:`aebench.record.tuning_fields` writes into every record.
+``trial: null``, budget 0. ``ruleset=external``: an arm's search space is what its own YAMLs
+declare (:func:`search_space`): ``optimizer.search_space`` (conf/optimizer/<name>.yaml: the base
+lr for the baselines, lr and sigma for ES) and, for an arm with AE on, ``ae.search_space``
+(conf/ae/<name>.yaml: the AE meta-step and the gauge set-point scale). ``trials`` points are drawn
+from it with :class:`scipy.stats.qmc.Halton` (scrambled, seeded by ``ruleset.seed``; the same draw
+for every problem, so the space is workload-agnostic), mapped to ``[low, high]`` (log-uniform
+where ``log: true``). Each trial runs on ``tuning_seeds`` seeds ``tuning_seed_base + j``, disjoint
+from the evaluation seeds. The best trial per problem has the best mean of the metric over its
+tuning seeds (min or max by the metric's mode; a diverged or failed run counts as the worst);
+the evaluation runs then carry that trial's values and ``ruleset.trial``,
+``ruleset.budget_trials`` (tuning runs consumed) and ``ruleset.budget_steps`` (their optimizer
+steps), which :func:`aebench.record.tuning_fields` writes into every record.
 
 Resumable: :func:`run_stage` runs each tuning job with ``resume=true`` in its own folder under
 ``<out>/tuning/<arm>/trial<i>-seed<s>`` and keeps its choice in ``<out>/tuning/<arm>.json``; a
@@ -35,18 +37,53 @@ class TuningError(ValueError):
     pass
 
 
-def search_space(ruleset: Mapping[str, Any], ae_enabled: bool) -> dict[str, dict[str, Any]]:
-    """The arm's search space: ``key -> {low, high, log}`` (validated)."""
+#: the arm components that declare a search space, and where (docs/meta.md, Rulesets)
+COMPONENTS = (("optimizer", "conf/optimizer/<name>.yaml"), ("ae", "conf/ae/<name>.yaml"))
+
+
+def search_space(
+    ruleset: Mapping[str, Any],
+    ae_enabled: bool,
+    config: Mapping[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The arm's search space: ``key -> {low, high, log}`` (validated).
+
+    The union of what the arm's components declare in their own YAMLs: ``optimizer.search_space``
+    and, when ``ae_enabled``, ``ae.search_space``, read from the arm's resolved ``config``. A
+    component whose config has no ``search_space`` key at all (a schema without the field, or no
+    ``config``) falls back to the ruleset's ``search.<component>`` (the pre-issue-18 place). An
+    optimizer that declares an empty space cannot be tuned: one line says where to declare it.
+    """
     search = dict(ruleset.get("search") or {})
-    space = dict(search.get("optimizer") or {})
-    if ae_enabled:
-        space.update(search.get("ae") or {})
+    space: dict[str, Any] = {}
+    for component, where in COMPONENTS:
+        if component == "ae" and not ae_enabled:
+            continue
+        node = (config or {}).get(component)
+        if isinstance(node, Mapping) and "search_space" in node:
+            declared = dict(node.get("search_space") or {})
+            if component == "optimizer" and not declared:
+                raise TuningError(
+                    "optimizer.search_space={}: ruleset=external tunes each arm over the space "
+                    f"its YAML declares; declare one in {where} (key: {{low, high, log}})"
+                )
+        else:
+            declared = dict(search.get(component) or {})
+        for key in declared:
+            if not str(key).startswith(f"{component}."):
+                raise TuningError(
+                    f"{component}.search_space {key}: the {component} YAML searches only its "
+                    f"own keys ({component}.<key>)"
+                )
+        space.update(declared)
     for key, dim in space.items():
+        if not isinstance(dim, Mapping) or not {"low", "high"} <= set(dim):
+            raise TuningError(f"search space {key}={dim!r}: need {{low, high[, log]}}")
         low, high = float(dim["low"]), float(dim["high"])
         if not (math.isfinite(low) and math.isfinite(high) and low < high):
-            raise TuningError(f"ruleset.search {key}: low={low}, high={high}: need low < high")
+            raise TuningError(f"search space {key}: low={low}, high={high}: need low < high")
         if dim.get("log") and low <= 0:
-            raise TuningError(f"ruleset.search {key}: low={low}: a log range needs low > 0")
+            raise TuningError(f"search space {key}: low={low}: a log range needs low > 0")
     return space
 
 
@@ -119,11 +156,13 @@ def run_stage(
     evaluation_seeds: list[int],
     out: Path,
     runner: Callable[[list[str], Path], Mapping[str, Any] | None] | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Run (or resume) the tuning of one arm; return the evaluation runs' extra overrides.
 
     ``runner(overrides, folder)`` runs one aebench job and returns its record (default: a
-    subprocess ``python -m aebench ... resume=true hydra.run.dir=<folder>``).
+    subprocess ``python -m aebench ... resume=true hydra.run.dir=<folder>``). ``config``: the
+    arm's resolved config, whose components declare the search space (:func:`search_space`).
     """
     if str(ruleset.get("name")) != "external":
         return []
@@ -133,7 +172,7 @@ def run_stage(
         return list(state["evaluation_overrides"])
     runner = runner or _subprocess_runner
     points = draw_trials(
-        search_space(ruleset, ae_enabled),
+        search_space(ruleset, ae_enabled, config),
         int(ruleset.get("trials", 8)),
         int(ruleset.get("seed", 0)),
     )

@@ -71,15 +71,21 @@ def staged_plans(
         rulesets[arm] = (
             OmegaConf.to_container(cfg.ruleset, resolve=True) if cfg.get("ruleset") else {},
             bool(cfg.ae.enabled),
+            # the components whose YAMLs declare the arm's search space (aebench.tuning)
+            {
+                c: OmegaConf.to_container(cfg[c], resolve=True)
+                for c, _ in tuning.COMPONENTS
+                if cfg.get(c) is not None
+            },
         )
-    if not any(str(r.get("name")) == "external" for r, _ in rulesets.values()):
+    if not any(str(r.get("name")) == "external" for r, _, _ in rulesets.values()):
         return [p]
     arguments = p.command[4 : len(p.command) - len(p.hydra_overrides)]
     _, base = expand_with_choices(composer, p.experiment, arguments)
     root = tuning_root(out)
     plans = []
     for arm, jobs in groups.items():
-        ruleset, ae_on = rulesets[arm]
+        ruleset, ae_on, components = rulesets[arm]
         seeds = sorted({int(s) for s in (tuning._seed_of(o) for o in jobs) if s is not None})
         arm_id = composer.identity(list(arm))[0]
         if (root / "tuning" / f"{arm_id}.json").exists():
@@ -90,7 +96,7 @@ def staged_plans(
                 f"{ruleset.get('tuning_seeds')} tuning seeds (into {root})"
             )
         extra = tuning.run_stage(
-            arm_id, list(arm), ruleset, ae_on, seeds, root, runner or _runner(threads)
+            arm_id, list(arm), ruleset, ae_on, seeds, root, runner or _runner(threads), components
         )
         keys = {_key(e) for e in extra}
         fixed = [o for o in arm if _key(o) not in keys]
