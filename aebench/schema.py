@@ -9,8 +9,15 @@ only real options.
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import copy
+import dataclasses
+import functools
+import importlib.util
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -73,145 +80,9 @@ class TaskConfig:
     lr: SuggestedLRConfig = field(default_factory=SuggestedLRConfig)
 
 
-@dataclass
-class RegressionTaskConfig(TaskConfig):
-    in_dim: int = 32
-    out_dim: int = 8
-    hidden: list[int] = field(default_factory=lambda: [256, 256])
-    n_train: int = 8192
-    n_val: int = 2048
-    noise: float = 0.1
-
-
-@dataclass
-class RosenbrockTaskConfig(TaskConfig):
-    dim: int = 2
-    start: list[float] = field(default_factory=lambda: [-1.2, 1.0])
-    start_jitter: float = 0.1
-    grad_noise: float = 0.0
-
-
-@dataclass
-class QuadraticDelayTaskConfig(TaskConfig):
-    dim: int = 50
-    condition: float = 1000.0
-    delay: int = 4
-    rotate: bool = True
-    start_distance: float = 10.0
-    grad_noise: float = 0.0
-
-
-@dataclass
-class PlateauTaskConfig(TaskConfig):
-    in_dim: int = 16
-    hidden: int = 32
-    teacher_hidden: int = 32
-    teacher_gain: float = 4.0
-    noise: float = 0.05
-    n_train: int = 4096
-    n_val: int = 2048
-    init_offset: float = 10.0
-    exit_fraction: float = 0.5
-
-
-@dataclass
-class GatedDepthTaskConfig(TaskConfig):
-    in_dim: int = 8
-    classes: int = 4
-    turns: float = 2.0
-    noise: float = 0.03
-    nuisance: float = 0.05
-    n_train: int = 4096
-    n_val: int = 2048
-    n_test: int = 2048
-    #: the split evaluate() scores: test (reported) | val (calibrating targets and LRs)
-    eval_split: str = "test"
-    width: int = 32
-    #: hidden units per block; a gate keeps the first gate * units of them
-    units: int = 32
-    blocks: int = 6
-    #: one prior for every gate, or a list of one per block
-    gate_init: Any = 0.5
-    dropout: float = 0.1
-    burst_every: int = 0
-    burst_len: int = 0
-    burst_flip: float = 0.5
-
-
-@dataclass
-class BasisEquationTaskConfig(TaskConfig):
-    basis: list[str] = field(
-        default_factory=lambda: [
-            "one",
-            "x",
-            "x2",
-            "x3",
-            "x4",
-            "sin",
-            "cos",
-            "sin2",
-            "gauss",
-            "abs",
-            "tanh",
-        ]
-    )
-    x_max: float = 3.0
-    noise: float = 0.5
-    n_train: int = 128
-    n_val: int = 1024
-    n_test: int = 1024
-    #: the split evaluate() scores: test (reported) | val (calibrating targets and LRs)
-    eval_split: str = "test"
-    l1: float = 1e-2
-    select_threshold: float = 0.05
-
-
-@dataclass
-class RewardPhaseConfig:
-    """One drift phase of an RL task: the agent sees ``scale * r + shift``; ``length``,
-    ``force_mag``, ``gravity`` (null: unchanged) set CartPole's physics (a dynamics drift)."""
-
-    scale: float = 1.0
-    shift: float = 0.0
-    length: float | None = None
-    force_mag: float | None = None
-    gravity: float | None = None
-
-
-@dataclass
-class EpisodesPerScaleConfig:
-    """A count of episodes at each scale (like :class:`BudgetConfig` for steps)."""
-
-    smoke: int = MISSING
-    cpu: int = MISSING
-    paper: int = MISSING
-
-
-@dataclass
-class RewardDriftConfig:
-    every_episodes: EpisodesPerScaleConfig = field(default_factory=EpisodesPerScaleConfig)
-    phases: list[RewardPhaseConfig] = field(default_factory=lambda: [RewardPhaseConfig()])
-
-
-@dataclass
-class CartPoleDriftTaskConfig(TaskConfig):
-    #: the scale name, which picks ``drift.every_episodes.<scale>``
-    run_scale: str = "${scale.name}"
-    env_id: str = "CartPole-v1"
-    hidden: int = 64
-    gamma: float = 0.99
-    value_scale: float = 100.0
-    vf_coef: float = 0.5
-    ent_coef: float = 0.0
-    eval_episodes: int = 10
-    eval_policy: str = "greedy"
-    #: the loss value AE and the recorder read: shortfall | critic | surrogate
-    ae_loss: str = "shortfall"
-    #: divide the gradient by the phase's reward gain (the oracle schedule lr / (scale + shift))
-    oracle: bool = False
-    drift: RewardDriftConfig = field(default_factory=RewardDriftConfig)
-
-
+# ---- interim: wikitext's nested keys (data.files, data.val_every) have defaults its YAML does not
+# give, so its schema stays here until tasks/wikitext.py annotates ``data`` and ``markov`` with
+# dataclasses of its own (as tasks/cartpole_drift.py does ``drift``); then these go
 @dataclass
 class DataConfig:
     """Where a real-data task's data comes from (``tasks/hf_data.py``)."""
@@ -228,103 +99,6 @@ class DataConfig:
     cache_dir: str | None = None
     #: may the Hub be contacted when the data is neither at ``path`` nor in the cache
     online: bool = False
-
-
-@dataclass
-class CifarDataConfig(DataConfig):
-    image_column: str = "img"
-    label_column: str = "label"
-
-
-@dataclass
-class CifarScaleConfig:
-    """One scale's preset of ``cifar_corruptions`` (the task keys interpolate from it)."""
-
-    source: str = MISSING
-    model: str = MISSING
-    width: int = MISSING
-    batch_size: int = MISSING
-    augment: bool = MISSING
-    drift_every: int = MISSING
-    n_train: int | None = MISSING
-    n_test: int | None = MISSING
-    target: float = MISSING
-
-
-@dataclass
-class CifarScalesConfig:
-    smoke: CifarScaleConfig = field(default_factory=CifarScaleConfig)
-    cpu: CifarScaleConfig = field(default_factory=CifarScaleConfig)
-    paper: CifarScaleConfig = field(default_factory=CifarScaleConfig)
-
-
-@dataclass
-class CifarCorruptionsTaskConfig(TaskConfig):
-    #: stable | rotating | class_shift
-    mode: str = "rotating"
-    corruptions: list[str] = MISSING
-    severity: int = 3
-    drift_every: int = MISSING
-    shift_classes: int = 3
-    shift_skew: float = 0.8
-    #: tiny_cnn | resnet20 | resnet18
-    model: str = MISSING
-    width: int = MISSING
-    augment: bool = MISSING
-    n_train: int | None = None
-    n_test: int | None = None
-    rolling: int = 50
-    data: CifarDataConfig = field(default_factory=CifarDataConfig)
-    scales: CifarScalesConfig = field(default_factory=CifarScalesConfig)
-
-
-@dataclass
-class FmnistDataConfig:
-    """``fmnist``'s data: the folder of the four IDX files (tasks/fmnist.py)."""
-
-    #: synthetic (same schema) | real (the IDX files at ``path``)
-    source: str = "synthetic"
-    path: str | None = "/usr/share/datasets/fashion-mnist"
-    #: the corpus's name, recorded in the run's config
-    name: str = "Fashion-MNIST"
-
-
-@dataclass
-class FmnistScaleConfig:
-    """One scale's preset of ``fmnist`` (the task keys interpolate from it)."""
-
-    source: str = MISSING
-    model: str = MISSING
-    batch_size: int = MISSING
-    drift_every: int = MISSING
-    n_train: int | None = MISSING
-    n_test: int | None = MISSING
-    target: float = MISSING
-
-
-@dataclass
-class FmnistScalesConfig:
-    smoke: FmnistScaleConfig = field(default_factory=FmnistScaleConfig)
-    cpu: FmnistScaleConfig = field(default_factory=FmnistScaleConfig)
-    paper: FmnistScaleConfig = field(default_factory=FmnistScaleConfig)
-
-
-@dataclass
-class FmnistTaskConfig(TaskConfig):
-    #: stable | rotating | class_shift
-    mode: str = "stable"
-    corruptions: list[str] = MISSING
-    severity: int = 3
-    drift_every: int = MISSING
-    shift_classes: int = 3
-    shift_skew: float = 0.8
-    #: 2c2d | mlp
-    model: str = MISSING
-    n_train: int | None = None
-    n_test: int | None = None
-    rolling: int = 50
-    data: FmnistDataConfig = field(default_factory=FmnistDataConfig)
-    scales: FmnistScalesConfig = field(default_factory=FmnistScalesConfig)
 
 
 @dataclass
@@ -447,6 +221,9 @@ class ScheduleFreeAdamWConfig:
 class ProdigyConfig:
     """``prodigyopt.Prodigy``: Adam with a D-Adaptation step size d * lr."""
 
+    #: the class is a third-party one, which cannot declare its traits (aebench.schema.TRAITS):
+    #: d is estimated from the gradients, so the step size is its own; it takes any schedule
+    traits: ClassVar[dict[str, Any]] = {"self_tuning": True}
     _target_: str = "prodigyopt.Prodigy"
     _partial_: bool = True
     lr: float = MISSING
@@ -526,6 +303,9 @@ class EGGROLLConfig(OpenAIESConfig):
 class CMAESConfig:
     """``baselines.es.CMAES``: pycma's CMA-ES (ask/tell), for small parameter counts."""
 
+    #: CMA-ES adapts its own step size and covariance, and reads its lr (pycma's CMA_cmean) once
+    #: (to move onto the class in baselines/es/cma_es.py, which is where a trait belongs)
+    traits: ClassVar[dict[str, Any]] = {"self_tuning": True, "own_lr": True}
     _target_: str = "baselines.es.CMAES"
     _partial_: bool = True
     #: initial step size, absolute (parameter units)
@@ -675,19 +455,384 @@ class Config:
     resume: bool = False
 
 
+# ---------------------------------------------------------------- what a plug-in says of itself
+#: the traits a plug-in may declare, as class attributes (``self_tuning: ClassVar[bool] = True``)
+#: or, for a factory function, as attributes set right after it (``constant.constant_lr =
+#: True``); the core reads them with :func:`plugin_info` and names no plug-in (docs/design.md)
+TRAITS: dict[str, str] = {
+    "self_tuning": "optimizer: sets its own step size; AE has no binding for it, population "
+    "arms would perturb an lr it overrides and a range test cannot tune it",
+    "own_lr": "optimizer: keeps its own lr; it takes only a schedule with constant_lr",
+    "constant_lr": "schedule: leaves the lr at its configured value",
+    "choices": "any plug-in: {key: allowed values} for its string keys, checked in the preflight",
+    "needs_ae": "population rule: runs the AE controller on every trajectory (ae=on only)",
+}
+#: methods that declare an interface: ``ask`` and ``tell``, an Evolution Strategy (one step is
+#: one generation, aebench/es_module.py); ``range_test``, a schedule that first runs an LR range
+#: test (aebench/runner.py)
+INTERFACES = ("ask", "tell", "range_test")
+
+
+#: base classes that declare no trait (not read: torch's Optimizer alone is 1000 lines)
+_ROOTS = frozenset(
+    {"object", "abc.ABC", "torch.optim.Optimizer", "torch.optim.optimizer.Optimizer"}
+)
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """What a ``_target_`` declares about itself: its traits and the interface methods it has."""
+
+    target: str
+    traits: dict[str, Any]
+    methods: frozenset[str]
+
+    @property
+    def es(self) -> bool:
+        return {"ask", "tell"} <= self.methods
+
+
+def plugin_info(target: str) -> PluginInfo | None:
+    """The traits and interface methods of the class or function ``target`` (a ``_target_``),
+    with those of its base classes; None if no source defines it.
+
+    Read from the plug-in's source with :mod:`ast`, not by importing it: plug-ins import torch,
+    and the preflight must not (docs/design.md, Cost). Only literal values count (a name bound
+    to a literal at module level too); a trait computed at import time is not seen.
+    """
+    return _info(str(target), 0)
+
+
+@functools.cache
+def _info(target: str, depth: int) -> PluginInfo | None:
+    module, _, name = target.rpartition(".")
+    found = _lookup(module, name, 0) if module else None
+    if found is None or depth > 8:
+        return None
+    node, where, tree = found
+    traits: dict[str, Any] = {}
+    methods: set[str] = set()
+    if isinstance(node, ast.ClassDef):
+        for base in node.bases:
+            dotted = _dotted(base)
+            resolved = _resolve_name(where, tree, dotted) if dotted else None
+            inherited = _info(resolved, depth + 1) if resolved and resolved not in _ROOTS else None
+            if inherited is not None:
+                traits.update(inherited.traits)
+                methods |= inherited.methods
+        for stmt in node.body:
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef) and stmt.name in INTERFACES:
+                methods.add(stmt.name)
+            for key, value in _assignments(stmt):
+                if key in TRAITS:
+                    _set_literal(traits, key, value, tree)
+    else:  # a factory function: ``<name>.<trait> = <literal>`` at module level
+        for stmt in tree.body:
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+                t = stmt.targets[0]
+                if isinstance(t, ast.Attribute) and _dotted(t.value) == name and t.attr in TRAITS:
+                    _set_literal(traits, t.attr, stmt.value, tree)
+    return PluginInfo(target, traits, frozenset(methods))
+
+
+def _assignments(stmt: ast.stmt) -> list[tuple[str, ast.expr]]:
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value:
+        return [(stmt.target.id, stmt.value)]
+    if isinstance(stmt, ast.Assign):
+        return [(t.id, stmt.value) for t in stmt.targets if isinstance(t, ast.Name)]
+    return []
+
+
+def _set_literal(traits: dict[str, Any], key: str, value: ast.expr, tree: ast.Module) -> None:
+    with contextlib.suppress(ValueError):  # not a literal: not a declaration the preflight reads
+        traits[key] = _literal(value, tree)
+
+
+def _literal(node: ast.expr, tree: ast.Module) -> Any:
+    """``ast.literal_eval`` that also follows a name bound to a literal at module level."""
+    if isinstance(node, ast.Name):
+        for stmt in tree.body:
+            for key, value in _assignments(stmt):
+                if key == node.id:
+                    return _literal(value, tree)
+        raise ValueError(node.id)
+    if isinstance(node, ast.Tuple | ast.List):
+        items = [_literal(e, tree) for e in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.Dict) and all(k is not None for k in node.keys):
+        keys = [_literal(k, tree) for k in node.keys if k is not None]
+        return dict(zip(keys, (_literal(v, tree) for v in node.values), strict=True))
+    return ast.literal_eval(node)
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else None
+    return None
+
+
+def _resolve_name(module: str, tree: ast.Module, dotted: str) -> str | None:
+    """The absolute dotted name of ``dotted`` as written in ``module`` (``Base``, ``core.Base``,
+    ``torch.optim.Optimizer``)."""
+    head, _, rest = dotted.partition(".")
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ClassDef | ast.FunctionDef) and stmt.name == head and not rest:
+            return f"{module}.{head}"
+        if isinstance(stmt, ast.ImportFrom):
+            for alias in stmt.names:
+                if (alias.asname or alias.name) == head:
+                    base = _absolute(module, stmt)
+                    return ".".join(filter(None, [base, alias.name, rest]))
+        if isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                if (alias.asname or alias.name.split(".")[0]) == head:
+                    return ".".join(filter(None, [alias.name if alias.asname else head, rest]))
+    return None
+
+
+def _absolute(module: str, stmt: ast.ImportFrom) -> str:
+    if not stmt.level:
+        return stmt.module or ""
+    package = module if _is_package(module) else module.rpartition(".")[0]
+    parts = package.split(".")
+    parts = parts[: len(parts) - stmt.level + 1]
+    return ".".join([*parts, stmt.module] if stmt.module else parts)
+
+
+def _is_package(module: str) -> bool:
+    path = _source(module)
+    return path is not None and path.name == "__init__.py"
+
+
+def _lookup(module: str, name: str, depth: int) -> tuple[ast.stmt, str, ast.Module] | None:
+    """``(definition, module it is in, that module's tree)`` of ``module.name``, following
+    ``from x import name`` re-exports (a package's ``__init__``)."""
+    tree = _tree(module)
+    if tree is None or depth > 8:
+        return None
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ClassDef | ast.FunctionDef) and stmt.name == name:
+            return stmt, module, tree
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ImportFrom):
+            for alias in stmt.names:
+                if (alias.asname or alias.name) == name:
+                    return _lookup(_absolute(module, stmt), alias.name, depth + 1)
+    return None
+
+
+@functools.cache
+def _tree(module: str) -> ast.Module | None:
+    path = _source(module)
+    if path is None:
+        return None
+    try:
+        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+
+
+@functools.cache
+def _source(module: str) -> Path | None:
+    """The source file of ``module``, found without importing it or its packages (finding a
+    submodule with :func:`importlib.util.find_spec` would run the parents' ``__init__``)."""
+    top, *rest = module.split(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if not rest:
+        origin = spec.origin or ""
+        return Path(origin) if origin.endswith(".py") else None
+    for location in spec.submodule_search_locations or []:
+        path = Path(location, *rest)
+        for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+# ---------------------------------------------------------------- schemas derived from plug-ins
+#: task keys that belong to the harness (TaskConfig), not to the constructor; ``scales`` holds
+#: per-scale presets that a task's YAML interpolates its keys from
+_TASK_HARNESS = ("name", "budget", "lr", "target", "scales")
+_SCALARS: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _annotation_type(node: ast.expr | None, where: tuple[str, ast.Module] | None = None) -> Any:
+    """The OmegaConf-typable type of an annotation, read from its source: ``int``/``float``/
+    ``bool``/``str``, a ``@dataclass`` of the plug-in (a nested schema, itself read from source),
+    a sequence of one of those (a list), ``X | None`` (optional); anything else is ``Any``
+    (untyped, so any value the YAML gives composes)."""
+    if node is None:
+        return Any
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        parts = [node.left, node.right]
+        if any(_is_none(p) for p in parts):
+            inner = _annotation_type(next(p for p in parts if not _is_none(p)), where)
+            return Any if inner is Any else Optional[inner]  # noqa: UP045 - OmegaConf reads it
+        return Any
+    if isinstance(node, ast.Subscript):
+        outer = (_dotted(node.value) or "").rpartition(".")[2]
+        if outer == "Optional":
+            inner = _annotation_type(node.slice, where)
+            return Any if inner is Any else Optional[inner]  # noqa: UP045 - OmegaConf reads it
+        if outer in ("Sequence", "list", "List", "tuple", "Tuple"):
+            items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            items = [i for i in items if not (isinstance(i, ast.Constant) and i.value is ...)]
+            kinds = {_annotation_type(i, where) for i in items}
+            if len(kinds) == 1 and (kind := kinds.pop()) is not Any:
+                return list[kind]
+        return Any
+    dotted = _dotted(node) or ""
+    if dotted in _SCALARS:
+        return _SCALARS[dotted]
+    if where is not None and dotted:
+        target = _resolve_name(where[0], where[1], dotted)
+        nested = _source_dataclass(target) if target else None
+        if nested is not None:
+            return nested
+    return Any
+
+
+@functools.cache
+def _source_dataclass(target: str) -> type | None:
+    """The ``@dataclass`` ``target`` of a plug-in rebuilt from its source (fields, annotations,
+    literal defaults, ``field(default_factory=...)``), or None if it is not one."""
+    module, _, name = target.rpartition(".")
+    found = _lookup(module, name, 0) if module else None
+    if found is None or not isinstance(found[0], ast.ClassDef):
+        return None
+    node, where, tree = found
+    if not any((_dotted(d.func if isinstance(d, ast.Call) else d) or "").endswith("dataclass")
+               for d in node.decorator_list):  # fmt: skip
+        return None
+    fields: list[tuple[str, Any, Any]] = []
+    for stmt in node.body:
+        if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
+            continue
+        if "ClassVar" in ast.unparse(stmt.annotation):
+            continue
+        kind = _annotation_type(stmt.annotation, (where, tree))
+        spec = (
+            field(default=MISSING) if stmt.value is None else _field_spec(stmt.value, where, tree)
+        )
+        fields.append((stmt.target.id, kind, spec))
+    return dataclasses.make_dataclass(name, fields)
+
+
+def _field_spec(value: ast.expr, module: str, tree: ast.Module) -> Any:
+    """A dataclass field for a default written in a plug-in's source."""
+    if isinstance(value, ast.Call) and (_dotted(value.func) or "").endswith("field"):
+        for kw in value.keywords:
+            if kw.arg == "default":
+                return _field_spec(kw.value, module, tree)
+            if kw.arg == "default_factory":
+                factory = kw.value
+                if isinstance(factory, ast.Lambda):
+                    return _field_spec(factory.body, module, tree)
+                name = _dotted(factory) or ""
+                if name in ("list", "dict"):
+                    return field(default_factory=list if name == "list" else dict)
+                nested = _source_dataclass(_resolve_name(module, tree, name) or "")
+                if nested is not None:
+                    return field(default_factory=nested)
+        return field(default=MISSING)
+    return _default(value, tree)
+
+
+def _is_none(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def _default(node: ast.expr, tree: ast.Module) -> Any:
+    """A constructor default as a dataclass field default (sequences as lists); MISSING where it
+    is not a literal (the YAML must then give the value)."""
+    try:
+        value = _literal(node, tree)
+    except ValueError:
+        return field(default=MISSING)
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, list | dict):
+        return field(default_factory=lambda v=value: copy.deepcopy(v))
+    return field(default=value)
+
+
+def constructor_schema(
+    target: str, base: type, skip: tuple[str, ...], name: str, extra: tuple[str, ...] = ()
+) -> type | None:
+    """A dataclass extending ``base``, one field per parameter of ``target``'s constructor (but
+    ``self``, ``*args``, ``**kwargs``, those in ``skip`` and those ``base`` has), typed by its
+    annotation and defaulting to its default, plus untyped ``extra`` fields; read from the
+    source (:func:`plugin_info`), so no plug-in is imported. None if ``target`` has no source."""
+    module, _, cls = target.rpartition(".")
+    found = _lookup(module, cls, 0) if module else None
+    if found is None:
+        return None
+    node, where, tree = found
+    init = node
+    if isinstance(node, ast.ClassDef):
+        init = next(
+            (s for s in node.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"),
+            None,
+        )
+        if init is None:
+            return None
+    args = init.args
+    positional = [*args.posonlyargs, *args.args]
+    if isinstance(node, ast.ClassDef):
+        positional = positional[1:]  # self
+    defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    params = list(zip(positional, defaults, strict=True))
+    params += list(zip(args.kwonlyargs, args.kw_defaults, strict=True))
+    have = {f.name for f in dataclasses.fields(base)}
+    fields: list[tuple[str, Any, Any]] = []
+    for arg, default in params:
+        if arg.arg in skip or arg.arg in have:
+            continue
+        spec = field(default=MISSING) if default is None else _default(default, tree)
+        kind = _annotation_type(arg.annotation, (where, tree))
+        fields.append((arg.arg, kind, spec))
+    fields += [(key, Any, field(default=None)) for key in extra if key not in have]
+    return dataclasses.make_dataclass(name, fields, bases=(base,))
+
+
+def derived_task_schemas(conf: Path) -> dict[str, type]:
+    """``schema/task/<kind>`` for every task option of the config tree that names one: derived
+    from the constructor of its ``_target_`` (:func:`constructor_schema`) over
+    :class:`TaskConfig`. The kind is read from the option named like it (``regression.yaml``)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    schemas: dict[str, type] = {}
+    for path in sorted((conf / "task").glob("*.yaml")):
+        try:
+            option = yaml.load(path.read_text(), Loader=loader) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if not isinstance(option, dict) or "_target_" not in option:
+            continue
+        names = [str(d) for d in option.get("defaults") or [] if isinstance(d, str)]
+        if f"/schema/task/{path.stem}@_here_" not in names:
+            continue
+        extra = tuple(k for k in _TASK_HARNESS if k in option)
+        schema = constructor_schema(
+            str(option["_target_"]), TaskConfig, ("seed",), f"{path.stem}_task", extra
+        )
+        if schema is not None:
+            schemas[path.stem] = schema
+    return schemas
+
+
 SCHEMAS: dict[str, dict[str, type]] = {
-    "task": {
-        "regression": RegressionTaskConfig,
-        "rosenbrock": RosenbrockTaskConfig,
-        "quadratic_delay": QuadraticDelayTaskConfig,
-        "plateau": PlateauTaskConfig,
-        "cartpole_drift": CartPoleDriftTaskConfig,
-        "cifar_corruptions": CifarCorruptionsTaskConfig,
-        "wikitext": WikiTextTaskConfig,
-        "fmnist": FmnistTaskConfig,
-        "gated_depth": GatedDepthTaskConfig,
-        "basis_equation": BasisEquationTaskConfig,
-    },
+    # tasks: derived from each task's constructor (derived_task_schemas), but for the interim one
+    "task": {"wikitext": WikiTextTaskConfig},
     "optimizer": {
         "sgd": SGDConfig,
         "adam": AdamConfig,
@@ -724,3 +869,41 @@ def register_configs() -> None:
     for group, kinds in SCHEMAS.items():
         for kind, node in kinds.items():
             cs.store(group=f"schema/{group}", name=kind, node=node)
+    from aebench.paths import config_dir
+
+    for kind, node in derived_task_schemas(config_dir()).items():
+        if kind not in SCHEMAS["task"]:
+            cs.store(group="schema/task", name=kind, node=node)
+
+
+def traits_of(target: object) -> dict[str, Any]:
+    """The traits of the plug-in ``target`` (a ``_target_``): those its class or function
+    declares (:func:`plugin_info`) over those its group schema declares for it (a third-party
+    class, which cannot declare its own)."""
+    info = plugin_info(str(target))
+    traits: dict[str, Any] = {}
+    for kinds in SCHEMAS.values():
+        for node in kinds.values():
+            if getattr(node, "_target_", None) == str(target):
+                traits.update(getattr(node, "traits", {}))
+    return {**traits, **(info.traits if info is not None else {})}
+
+
+def option_name(cfg: Any, group: str) -> str:
+    """The option of ``group`` that ``cfg`` was composed from, for messages: Hydra's choice when
+    known, else the schema kind whose ``_target_`` it has, else its ``_target_``'s last part."""
+    from omegaconf import OmegaConf
+
+    choice = OmegaConf.select(cfg, f"hydra.runtime.choices.{group}", default=None)
+    if choice is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            choice = HydraConfig.get().runtime.choices.get(group)
+    if choice is not None:
+        return str(choice)
+    target = str(OmegaConf.select(cfg, f"{group}._target_", default="") or "")
+    for kind, node in SCHEMAS.get(group, {}).items():
+        if getattr(node, "_target_", None) == target:
+            return kind
+    return target.rsplit(".", 1)[-1]

@@ -47,23 +47,10 @@ RULES: list[Check] = [
     ("schedule.num_steps", lambda v: v >= 2, "an integer >= 2"),
     ("schedule.smooth", lambda v: 0 <= v < 1, "a number in [0, 1)"),
     ("schedule.diverge_factor", lambda v: v > 1, "a number > 1"),
+    ("optimizer.sigma", lambda v: v > 0, "a positive number"),
+    ("optimizer.sigma0", lambda v: v > 0, "a positive number"),
+    ("optimizer.rank", lambda v: v >= 1, "a positive integer"),
 ]
-
-#: optimizers that set their own step size (baselines/lr_free.py, baselines/hypergradient.py),
-#: by ``_target_``, with their option names: AE has no binding for them, population arms would
-#: perturb an lr they override, and a range test cannot tune them
-SELF_TUNING = {
-    "baselines.lr_free.schedulefree_adamw": "schedulefree_adamw",
-    "prodigyopt.Prodigy": "prodigy",
-    "baselines.hypergradient.SGDHD": "sgd_hd",
-    "baselines.hypergradient.AdamHD": "adam_hd",
-}
-#: of those, the ones that keep their own lr and so take no schedule but ``constant``
-OWN_LR = ("schedulefree_adamw", "sgd_hd", "adam_hd")
-CONSTANT_SCHEDULE = "baselines.schedules.constant"
-LR_FINDER = "baselines.lr_finder.LRFinderSchedule"
-LR_FINDER_SUGGESTIONS = ("min_div10", "steepest")
-LR_FINDER_THEN = ("constant", "cosine")
 
 SCALES = ("smoke", "cpu", "paper")
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
@@ -111,125 +98,151 @@ def validate_config(cfg: DictConfig) -> None:
             if not math.isfinite(v) or not ok(v):
                 shown = value if not isinstance(value, list) else list(value)
                 raise ConfigError(f"{key}={shown}: must be {allowed}")
+    _check_choices(cfg)
     _check_lr_owners(cfg)
     _check_es(cfg)
 
 
-def _schedule_name(cfg: DictConfig) -> str:
-    target = str(OmegaConf.select(cfg, "schedule._target_", default="") or "")
-    return "lr_finder" if target == LR_FINDER else target.rsplit(".", 1)[-1]
+def _traits(cfg: DictConfig, group: str) -> dict:
+    from aebench.schema import traits_of
+
+    return traits_of(OmegaConf.select(cfg, f"{group}._target_", default=""))
+
+
+def _has(cfg: DictConfig, group: str, method: str) -> bool:
+    from aebench.schema import plugin_info
+
+    info = plugin_info(str(OmegaConf.select(cfg, f"{group}._target_", default="")))
+    return info is not None and method in info.methods
+
+
+def _name(cfg: DictConfig, group: str) -> str:
+    from aebench.schema import option_name
+
+    return option_name(cfg, group)
+
+
+def _ae_optimizers(cfg: DictConfig) -> str:
+    """The optimizer options AE binds (every option of the config tree whose optimizer does not
+    set its own step size), for the message that refuses one that does."""
+    import yaml
+
+    from aebench.paths import config_dir
+    from aebench.schema import SCHEMAS, traits_of
+
+    names = []
+    for path in sorted((config_dir() / "optimizer").glob("*.yaml")):
+        try:
+            option = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        target = option.get("_target_")
+        for entry in option.get("defaults") or []:
+            kind = str(entry).split("@", 1)[0].rpartition("/")[2]
+            if target is None and str(entry).startswith("/schema/optimizer/"):
+                target = getattr(SCHEMAS["optimizer"].get(kind), "_target_", None)
+        if target is not None and not traits_of(target).get("self_tuning"):
+            names.append(path.stem)
+    return ", ".join(names)
+
+
+def _check_choices(cfg: DictConfig) -> None:
+    """The string keys a plug-in restricts (its ``choices`` trait)."""
+    for group in ("task", "optimizer", "schedule"):
+        node = cfg.get(group)
+        if not isinstance(node, DictConfig):
+            continue
+        for key, allowed in (_traits(cfg, group).get("choices") or {}).items():
+            value = node.get(key)
+            if key in node and value not in allowed:
+                raise ConfigError(f"{group}.{key}={value}: must be one of " + ", ".join(allowed))
 
 
 def _check_lr_owners(cfg: DictConfig) -> None:
-    """What composes with the self-tuning optimizers and with ``schedule=lr_finder``."""
-    target = OmegaConf.select(cfg, "optimizer._target_", default=None)
-    name = SELF_TUNING.get(str(target))
-    schedule = _schedule_name(cfg)
+    """What composes with an optimizer that sets its own step size (trait ``self_tuning``) or
+    keeps its own lr (``own_lr``), and with a schedule that runs a range test first."""
+    opt, sched = _traits(cfg, "optimizer"), _traits(cfg, "schedule")
+    range_test = _has(cfg, "schedule", "range_test")
+    schedule = _name(cfg, "schedule")
     swarm = cfg.get("swarm") is not None and cfg.swarm.get("enabled")
-    if name is not None:
+    es = is_es_optimizer(cfg.optimizer)
+    if es and swarm:
+        raise ConfigError(
+            f"swarm with optimizer._target_={cfg.optimizer._target_}: population arms train "
+            "gradient trajectories; an ES is its own population, use swarm=off"
+        )
+    if opt.get("self_tuning"):
+        name = _name(cfg, "optimizer")
         if cfg.ae.enabled:
             raise ConfigError(
-                f"ae=on with optimizer={name}: AE has no binding for an optimizer that sets its "
-                "own step size; AE runs with sgd, sgdm, adam, adamw or adafactor (or use ae=off)"
+                f"ae=on with optimizer={name}: it sets its own step size, AE has no binding for "
+                f"it; AE runs with {_ae_optimizers(cfg)} (or use ae=off)"
             )
         if swarm:
             raise ConfigError(
                 f"swarm with optimizer={name}: population arms perturb the lr it sets itself; "
                 "use swarm=off"
             )
-        if schedule == "lr_finder":
-            fixed = "constant" if name in OWN_LR else "constant, cosine, step or onecycle"
+        if range_test:
+            fixed = "constant" if opt.get("own_lr") else "constant, cosine, step or onecycle"
             raise ConfigError(
-                f"schedule=lr_finder with optimizer={name}: it sets its own step size, a range "
+                f"schedule={schedule} with optimizer={name}: it sets its own step size, a range "
                 f"test cannot tune it; use schedule={fixed}"
             )
-        if name in OWN_LR and str(OmegaConf.select(cfg, "schedule._target_")) != CONSTANT_SCHEDULE:
+        if opt.get("own_lr") and not sched.get("constant_lr"):
             raise ConfigError(
-                f"schedule={schedule} with optimizer={name}: it adapts its own lr; use "
+                f"schedule={schedule} with optimizer={name}: it keeps its own lr; use "
                 "schedule=constant"
             )
-    if schedule == "lr_finder":
-        if is_es_optimizer(cfg.optimizer):
+    if range_test:
+        if es:
             raise ConfigError(
-                f"schedule=lr_finder with optimizer._target_={cfg.optimizer._target_}: the range "
-                "test takes gradient steps; use it with sgd, sgdm, adam, adamw or adafactor"
+                f"schedule={schedule} with optimizer._target_={cfg.optimizer._target_}: the "
+                "range test takes gradient steps; use it with a gradient optimizer"
             )
         if swarm:
             raise ConfigError(
-                "schedule=lr_finder with a swarm: the range test tunes a single run; use swarm=off"
+                f"schedule={schedule} with a swarm: the range test tunes a single run; use "
+                "swarm=off"
             )
-        sched = cfg.schedule
-        if sched.suggestion not in LR_FINDER_SUGGESTIONS:
+        sched_cfg = cfg.schedule
+        if "min_lr" in sched_cfg and not float(sched_cfg.min_lr) < float(sched_cfg.max_lr):
             raise ConfigError(
-                f"schedule.suggestion={sched.suggestion}: must be one of "
-                + ", ".join(LR_FINDER_SUGGESTIONS)
+                f"schedule.max_lr={sched_cfg.max_lr}: must be above schedule.min_lr="
+                f"{sched_cfg.min_lr}"
             )
-        if sched.then not in LR_FINDER_THEN:
-            raise ConfigError(
-                f"schedule.then={sched.then}: must be one of " + ", ".join(LR_FINDER_THEN)
-            )
-        if not float(sched.min_lr) < float(sched.max_lr):
-            raise ConfigError(
-                f"schedule.max_lr={sched.max_lr}: must be above schedule.min_lr={sched.min_lr}"
-            )
-
-
-#: ``_target_`` prefix of the Evolution Strategies optimizers (baselines/es/)
-ES_PREFIX = "baselines.es."
 
 
 def is_es_optimizer(optimizer: DictConfig) -> bool:
-    """Whether an optimizer config is an Evolution Strategy (its step is a generation)."""
-    return str(optimizer.get("_target_", "")).startswith(ES_PREFIX)
+    """Whether an optimizer config is an Evolution Strategy (its step is a generation): its
+    class has the ask/tell cycle of aebench/es_module.py."""
+    from aebench.schema import plugin_info
+
+    info = plugin_info(str(optimizer.get("_target_", "")))
+    return info is not None and info.es
 
 
 def _check_es(cfg: DictConfig) -> None:
-    """What composes with the ES optimizers (``openai_es``, ``eggroll``, ``cma_es``)."""
+    """What composes with an Evolution Strategy (an optimizer with ask and tell)."""
     if not is_es_optimizer(cfg.optimizer):
         return
     opt = cfg.optimizer
-    cma = "sigma0" in opt  # an ES that adapts its own step size and covariance (cma_es)
-    if cfg.get("swarm") is not None and cfg.swarm.get("enabled"):
-        raise ConfigError(
-            f"swarm with optimizer._target_={opt._target_}: population arms train gradient "
-            "trajectories; an ES is its own population, use swarm=off"
-        )
-    if cma:
-        if cfg.ae.enabled:
+    for key in ("lr", "sigma"):
+        if key in opt and opt[key] is None:
+            family = _interpolated_family(opt, key)
+            tuned = ", ".join(tasks_tuned_for(family)) or "none"
             raise ConfigError(
-                "ae=on with optimizer=cma_es: CMA-ES adapts its own step size and covariance, "
-                "AE has no binding for it; use ae=off (or openai_es / eggroll with ae=on)"
+                f"optimizer.{key}=null: task={cfg.task.name} has no tuned task.lr.{family} "
+                f"(tasks with one: {tuned}); give optimizer.{key}=<value> to try it anyway"
             )
-        if str(OmegaConf.select(cfg, "schedule._target_")) != CONSTANT_SCHEDULE:
-            raise ConfigError(
-                f"schedule={_schedule_name(cfg)} with optimizer=cma_es: its lr (pycma's "
-                "CMA_cmean) is read once; use schedule=constant"
-            )
-        pop = opt.get("population")
-        if pop is not None and int(pop) < 2:
-            raise ConfigError(f"optimizer.population={pop}: must be null or an integer >= 2")
-        if not float(opt.sigma0) > 0:
-            raise ConfigError(f"optimizer.sigma0={opt.sigma0}: must be a positive number")
-        return
-    if opt.lr is None or opt.sigma is None:
-        key = "lr" if opt.lr is None else "sigma"
-        family = _interpolated_family(opt, key)
-        tuned = ", ".join(tasks_tuned_for(family)) or "none"
-        raise ConfigError(
-            f"optimizer.{key}=null: task={cfg.task.name} has no tuned task.lr.{family} (tasks "
-            f"with one: {tuned}); give optimizer.{key}=<value> to try it anyway"
-        )
-    if not float(opt.sigma) > 0:
-        raise ConfigError(f"optimizer.sigma={opt.sigma}: must be a positive number")
-    pop = int(opt.population)
-    if pop < 2 or (opt.antithetic and pop % 2):
-        raise ConfigError(
-            f"optimizer.population={pop}: must be an integer >= 2 (even with antithetic=true)"
-        )
-    if opt.shaping not in ("centered_ranks", "none"):
+    pop = opt.get("population")
+    if pop is not None and (int(pop) < 2 or (opt.get("antithetic") and int(pop) % 2)):
+        allowed = "an integer >= 2 (even with antithetic=true)"
+        if "antithetic" not in opt:
+            allowed = "null or an integer >= 2"
+        raise ConfigError(f"optimizer.population={pop}: must be {allowed}")
+    if "shaping" in opt and opt.shaping not in ("centered_ranks", "none"):
         raise ConfigError(f"optimizer.shaping={opt.shaping}: must be one of centered_ranks, none")
-    if opt.get("rank") is not None and int(opt.rank) < 1:
-        raise ConfigError(f"optimizer.rank={opt.rank}: must be a positive integer")
     if cfg.ae.enabled and float(cfg.ae.noise.sigma_init) > 0:
         raise ConfigError(
             f"ae.noise.sigma_init={cfg.ae.noise.sigma_init}: must be 0 with an ES optimizer (AE "

@@ -48,7 +48,7 @@ hypergradient is that of the regularised loss.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch.optim import Optimizer
@@ -67,6 +67,11 @@ def _group_dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 class _HypergradientOptimizer(Optimizer):
     """Shared plumbing: alpha per group in ``group["hd_lr"]``, the previous direction per
     parameter in ``state["hd_dir"]``."""
+
+    #: traits the core reads (aebench.schema.TRAITS): alpha follows its hypergradient, so AE, a
+    #: population's lr priors and a range test have nothing to set, and a schedule would fight it
+    self_tuning: ClassVar[bool] = True
+    own_lr: ClassVar[bool] = True
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         if not defaults["lr"] >= 0:

@@ -65,7 +65,7 @@ import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -206,6 +206,9 @@ class LRFinderSchedule:
     (aebench/runner.py). Every argument is documented in the module docstring and
     ``conf/schedule/lr_finder.yaml``.
     """
+
+    #: the values the preflight allows for the string keys (aebench.schema.TRAITS)
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {"suggestion": SUGGESTIONS, "then": THEN}
 
     def __init__(
         self,

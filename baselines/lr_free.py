@@ -63,3 +63,9 @@ def schedulefree_adamw(
         r=r,
         weight_lr_power=weight_lr_power,
     )
+
+
+# traits the core reads (aebench.schema.TRAITS): schedule-free AdamW keeps its own lr (warmup,
+# then its averaging), so AE, a population's lr priors and a range test have nothing to set
+schedulefree_adamw.self_tuning = True  # type: ignore[attr-defined]
+schedulefree_adamw.own_lr = True  # type: ignore[attr-defined]

@@ -27,6 +27,10 @@ def constant(optimizer: Optimizer, total_steps: int) -> LRScheduler:
     return LambdaLR(optimizer, lambda step: 1.0)
 
 
+#: the trait the core reads (aebench.schema.TRAITS): the schedule an optimizer with own_lr takes
+constant.constant_lr = True  # type: ignore[attr-defined]
+
+
 def cosine(
     optimizer: Optimizer, total_steps: int, warmup_frac: float = 0.05, min_lr_frac: float = 0.0
 ) -> LRScheduler:

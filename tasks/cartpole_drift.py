@@ -105,11 +105,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
 import torch
+from omegaconf import MISSING
 from torch import nn
 
 from aebench.task import ConfigError, Task
@@ -119,6 +120,36 @@ EVAL_POLICIES = ("greedy", "sample")
 AE_LOSSES = ("shortfall", "critic", "surrogate")
 #: the physics a dynamics drift may set, phase key -> CartPoleEnv attribute
 PHYSICS = {"length": "length", "force_mag": "force_mag", "gravity": "gravity"}
+
+
+@dataclass
+class RewardPhase:
+    """One drift phase (the shape of an entry of ``drift.phases``): the agent sees ``scale * r +
+    shift``; ``length``, ``force_mag``, ``gravity`` (null: unchanged) set CartPole's physics."""
+
+    scale: float = 1.0
+    shift: float = 0.0
+    length: float | None = None
+    force_mag: float | None = None
+    gravity: float | None = None
+
+
+@dataclass
+class EpisodesPerScale:
+    """Training episodes a phase lasts, per scale (``drift.every_episodes.<scale>``)."""
+
+    smoke: int = MISSING
+    cpu: int = MISSING
+    paper: int = MISSING
+
+
+@dataclass
+class RewardDrift:
+    """The shape of ``drift``: the config schema reads it from here (aebench.schema); the
+    constructor receives it as a plain dict."""
+
+    every_episodes: EpisodesPerScale = field(default_factory=EpisodesPerScale)
+    phases: list[RewardPhase] = field(default_factory=lambda: [RewardPhase()])
 
 
 def set_physics(env: gym.Env, physics: dict[str, float]) -> None:
@@ -181,7 +212,7 @@ class CartPoleDriftTask(Task):
         eval_policy: str = "greedy",
         ae_loss: str = "shortfall",
         oracle: bool = False,
-        drift: dict[str, Any] | None = None,
+        drift: RewardDrift | None = None,
     ) -> None:
         super().__init__(seed, batch_size, loss_scale)
         if run_scale not in SCALES:

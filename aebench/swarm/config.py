@@ -119,15 +119,6 @@ SWARM_SCHEMAS: dict[str, type] = {
 }
 
 
-def _needs_ae(target: str) -> bool:
-    from hydra.utils import get_class
-
-    try:
-        return bool(getattr(get_class(target), "needs_ae", False))
-    except Exception:  # noqa: BLE001 - reported as a bad _target_ below
-        return False
-
-
 def validate_swarm(cfg: DictConfig, budget: int | None) -> str | None:
     """The first problem of ``cfg.swarm`` as one line (``key=value: what is allowed``), or None.
 
@@ -153,12 +144,12 @@ def validate_swarm(cfg: DictConfig, budget: int | None) -> str | None:
             return f"swarm.priors.{name}={v}: must be a spread factor >= 1 (1: no spread)"
     rule = sw.rule
     target = str(rule._target_)
-    try:
-        from hydra.utils import get_class
+    # read from the rule's source, not imported (rules import torch; the preflight must not)
+    from aebench.schema import plugin_info
 
-        get_class(target)
-    except Exception:  # noqa: BLE001 - any import problem is a bad target
-        return f"swarm.rule._target_={target}: not an importable population rule"
+    info = plugin_info(target)
+    if info is None or not {"ask", "tell"} <= info.methods:
+        return f"swarm.rule._target_={target}: no population rule (a class with ask and tell)"
     checks: list[tuple[str, Any, bool, str]] = []
     keys = set(rule.keys())
     if "beta" in keys:
@@ -202,7 +193,7 @@ def validate_swarm(cfg: DictConfig, budget: int | None) -> str | None:
     for key, value, ok, allowed in checks:
         if not ok:
             return f"swarm.rule.{key}={value}: must be {allowed}"
-    if _needs_ae(target) and not cfg.ae.enabled:
+    if info.traits.get("needs_ae") and not cfg.ae.enabled:
         return (
             f"ae.enabled=false: swarm.rule {target.rsplit('.', 1)[-1]} (AE-Swarm) runs the AE "
             "controller on every trajectory; add ae=on (swarm=pbt, pbt_nocopy and independent "
