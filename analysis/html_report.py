@@ -106,7 +106,7 @@ def render_html(res, out: Path) -> str:  # noqa: ANN001 (analysis.report.Results
                 "data_source": _cell(v.get("data_source")),
                 "stratum": _cell(v.get("stratum")),
                 "verdict": _cell(v.get("verdict")),
-                "reason": _cell(v.get("reason")),
+                "reason": _cell(v.get("reason")) + _multiplier_note(v),
                 "experiment": _cell(v.get("experiment")),
                 "evidence_id": first_evidence.get(_key(v)),
                 "figure_id": figure_ids.get("verdict_" + slug(prediction)),
@@ -140,6 +140,14 @@ def render_html(res, out: Path) -> str:  # noqa: ANN001 (analysis.report.Results
         summary=[[_cell(x) for x in row] for row in summary.itertuples(index=False)],
         figures=figures,
     )
+
+
+def _multiplier_note(v: pd.Series) -> str:
+    """`` (AE-10 guard a / b, AE-6 budget a / b)`` for a verdict whose arms carry them."""
+    from analysis.report import multipliers
+
+    text = multipliers(v)
+    return "" if text == "-" else f" (AE-10/AE-6 multipliers a / b: {text.split(' **')[0]})"
 
 
 def write_html(res, out: Path) -> Path:  # noqa: ANN001

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis.arms import RULESET_NOTE
@@ -111,6 +112,7 @@ def predictions_section(res: Results) -> str:
         f"({int(e['p_holm'].notna().sum()) if not e.empty else 0} tests with a p-value)."
     )
     out.append("")
+    show_mult = _has_multipliers(v)
     rows = [
         [
             r.prediction,
@@ -118,12 +120,23 @@ def predictions_section(res: Results) -> str:
             r.data_source or "-",
             r.stratum or "-",
             f"**{r.verdict}**",
+            *([multipliers(r)] if show_mult else []),
             r.reason,
         ]
         for r in v.itertuples()
     ]
-    head = ["prediction", "experiment", "data", "stratum", "verdict", "reason"]
-    out.append(markdown(head, rows))
+    head = ["prediction", "experiment", "data", "stratum", "verdict"]
+    head += ["AE-10 guard, AE-6 budget (a / b)"] if show_mult else []
+    out.append(markdown([*head, "reason"], rows))
+    if show_mult:
+        out += [
+            "",
+            "Guard and budget: each arm's mean over its runs of the AE-10 guard factor and the "
+            "AE-6 budget multiplier (`extra.ae`). A knock-out whose arms differ in either by "
+            "more than 2x (except the multiplier the knock-out removes) is marked **confounded "
+            "through AE-6/AE-10**: its effect may run through the shared guard or budget rather "
+            "than the law knocked out (docs/analysis.md, Knock-outs).",
+        ]
     missing = v[v["data_source"] == ""]
     if not missing.empty:
         out += ["", "### Sweeps that would produce the missing runs", ""]
@@ -143,7 +156,7 @@ def predictions_section(res: Results) -> str:
                     r.metric,
                     r.direction,
                     n,
-                    interval(r.effect, r.ci_low, r.ci_high),
+                    _effect_cell(r),
                     num(r.threshold),
                     pvalue(r.p),
                     pvalue(r.p_holm),
@@ -170,6 +183,32 @@ def predictions_section(res: Results) -> str:
             "positive is b worse than a). Arms: " + _arm_legend(e),
         ]
     return "\n".join(out)
+
+
+def _effect_cell(r) -> str:  # noqa: ANN001
+    """An evidence row's effect [CI]; an effect made infinite by diverged runs reads as the
+    count of diverged pairs per arm (:func:`analysis.verdicts.effect_text`)."""
+    from analysis.verdicts import effect_text
+
+    diverged = getattr(r, "n_diverged_a", 0) or getattr(r, "n_diverged_b", 0)
+    if diverged and pd.notna(r.effect) and not np.isfinite(float(r.effect)):
+        return effect_text(r)
+    return interval(r.effect, r.ci_low, r.ci_high)
+
+
+def _has_multipliers(v: pd.DataFrame) -> bool:
+    cols = ("guard_a", "guard_b", "budget_a", "budget_b")
+    return all(c in v.columns for c in cols) and bool(v[list(cols)].notna().any().any())
+
+
+def multipliers(r) -> str:  # noqa: ANN001
+    """``guard a / b, budget a / b`` of one verdict row, with the confounding mark."""
+    vals = [getattr(r, k, float("nan")) for k in ("guard_a", "guard_b", "budget_a", "budget_b")]
+    if all(pd.isna(x) for x in vals):
+        return "-"
+    g_a, g_b, b_a, b_b = (num(x, 3) for x in vals)
+    text = f"guard {g_a} / {g_b}, budget {b_a} / {b_b}"
+    return text + (" **confounded through AE-6/AE-10**" if getattr(r, "confound", "") else "")
 
 
 @dataclass
@@ -530,7 +569,7 @@ def latex_tables(res: Results) -> str:
                 r.role,
                 r.metric,
                 f"{r.n_a}/{r.n_b}",
-                interval(r.effect, r.ci_low, r.ci_high),
+                _effect_cell(r),
                 num(r.threshold),
                 pvalue(r.p_holm),
                 r.outcome,

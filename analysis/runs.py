@@ -87,6 +87,8 @@ RECORD_COLUMNS = [
     "lr_cliffs",
     "tuned_lr",
     "cost_per_step",
+    "guard_mean",
+    "budget_mult_mean",
     "error",
     "overrides",
     "schema",
@@ -183,6 +185,8 @@ def flatten(record: dict, path: Path) -> dict:
         "lr_cliffs": incidents.get("lr_cliffs"),
         "tuned_lr": _mapping(_mapping(record.get("extra")).get("lr_finder")).get("lr"),
         "cost_per_step": cost_per_step(record),
+        "guard_mean": _group_mean(_ae_summary(record).get("guard_mean")),
+        "budget_mult_mean": _group_mean(_ae_summary(record).get("budget_mult_mean")),
         "error": _first_line(record.get("error")),
         "overrides": " ".join(map(str, overrides)) if isinstance(overrides, list) else None,
         "schema": record.get("schema"),
@@ -190,6 +194,23 @@ def flatten(record: dict, path: Path) -> dict:
         "arm": record.get("arm"),
         "path": str(path.parent),
     }
+
+
+def _ae_summary(record: dict) -> dict:
+    """``extra.ae`` of a record (the AE controller's summary; empty without AE)."""
+    return _mapping(_mapping(record.get("extra")).get("ae"))
+
+
+def _group_mean(values: Any) -> float | None:
+    """The mean over param groups of a per-group AE summary value (``extra.ae.guard_mean``,
+    ``extra.ae.budget_mult_mean``: one entry per group, None for a group never updated);
+    None when no group has a number. A bare number is taken as it is."""
+    if isinstance(values, int | float) and not isinstance(values, bool):
+        return float(values)
+    if not isinstance(values, list):
+        return None
+    nums = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    return sum(nums) / len(nums) if nums else None
 
 
 def cost_per_step(record: dict) -> float | None:

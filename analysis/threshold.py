@@ -24,7 +24,8 @@ The interval is the inversion of the same test (no-ties null): the one-sided ``1
 bounds ``W_(c)`` and ``W_(M - c + 1)`` of the ``M = n(n+1)/2`` sorted Walsh averages, ``c`` the
 largest count with ``P(T+ <= c - 1) <= alpha``; together a two-sided ``1 - 2 alpha`` interval.
 An interval of zero width (every Walsh average equal) is **degenerate**: reported as such; it
-cannot refute a claim on its own (see :mod:`analysis.verdicts`).
+cannot refute a claim on its own (see :mod:`analysis.verdicts`). Bounds that are both infinite
+because runs diverged (worst rank) are not degenerate: they say the diverged pairs dominate.
 
 Infinite differences (one run diverged, the other did not) are ranked above every finite one,
 as worst-rank demands; in the Walsh averages they stand in as ``+-S`` with ``S`` far above
@@ -178,7 +179,9 @@ def threshold_test(
         ci_level=level,
         p_above=p_above,
         p_below=p_below,
-        degenerate=bool(n > 0 and lo == hi),
+        # both bounds at the worst rank (runs diverged) is not a zero-width interval of
+        # constant differences: the exact test decides (a diverged run is a failure of its arm)
+        degenerate=bool(n > 0 and lo == hi and math.isfinite(lo)),
         test=f"signed-rank sign-flip ({kind})",
     )
 
@@ -222,3 +225,94 @@ def paired_differences(
         d = b - a if direction == "increase" else a - b
     d = np.where(tie, 0.0, d)
     return d, tie
+
+
+# --------------------------------------------------------------------------- correlations
+
+#: no correlation test on fewer points (Fisher z of a Spearman correlation holds its size at
+#: the threshold from here on; docs/analysis.md, calibration)
+MIN_POINTS = 8
+
+
+def _fisher_parts(t: float, n: int, method: str) -> tuple[float, float]:
+    """``(centre, se)`` of ``atanh(r)`` when the true correlation is ``t``: Fisher's bias
+    ``t / (2 (n - 1))`` on top of ``atanh(t)``, and the standard error, ``1 / sqrt(n - 3)``
+    (Pearson) or Bonett and Wright's ``sqrt((1 + t^2 / 2) / (n - 3))`` (Spearman)."""
+    centre = math.atanh(t) + t / (2.0 * (n - 1))
+    var = (1.0 + t * t / 2.0) if method == "spearman" else 1.0
+    return centre, math.sqrt(var / (n - 3))
+
+
+def _fisher_z(r: float, t: float, n: int, method: str) -> float:
+    """The standardised statistic of ``H0: rho = t`` (decreasing in ``t``)."""
+    centre, se = _fisher_parts(t, n, method)
+    return (math.atanh(r) - centre) / se
+
+
+@dataclass(frozen=True)
+class CorrelationTest:
+    """Both one-sided Fisher-z tests of an (oriented) correlation at ``threshold`` and the
+    interval they invert: ``ci_low`` / ``ci_high`` are the thresholds at which the test of
+    ``H0: rho <= t`` / ``H0: rho >= t`` has ``p = alpha``, each a one-sided ``1 - alpha``
+    bound (two-sided level ``1 - 2 alpha``). ``degenerate``: ``|r| = 1`` (every point in rank
+    order): the interval collapses to the end and cannot refute on its own."""
+
+    n: int
+    estimate: float
+    ci_low: float
+    ci_high: float
+    ci_level: float
+    p_above: float
+    p_below: float
+    degenerate: bool
+    test: str
+
+
+def correlation_test(
+    x: np.ndarray, y: np.ndarray, threshold: float, alpha: float, method: str, sign: float = 1.0
+) -> CorrelationTest:
+    """One-sided tests of the oriented correlation ``rho_o = sign * rho(x, y)`` at
+    ``threshold``: ``p_above`` of ``H0: rho_o <= t`` and ``p_below`` of the mirror, on
+    Fisher's ``z = atanh(r)`` with its small-sample bias and the null's standard error taken at
+    the hypothesised value (:func:`_fisher_parts`), and the interval those tests invert.
+
+    Measured at the boundary (bivariate normal, 20,000 simulated samples each, alpha 0.05):
+    Pearson, every threshold in [-0.5, 0.9] at n = 5 to 20: each side's rate at most 0.052;
+    Spearman at n = 8 to 20, thresholds in [-0.5, 0.7]: at most 0.053 (at 0.9 the refuting
+    side reaches 0.06 to 0.07, and below n = 8 the supporting side is liberal at 0.7: hence
+    :data:`MIN_POINTS`)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    n = x.size
+    if method == "spearman":
+        r = float(stats.spearmanr(x, y).statistic)
+    else:
+        r = float(stats.pearsonr(x, y).statistic)
+    r = float(np.clip(sign * r, -1.0, 1.0))
+    degenerate = abs(r) >= 1.0 - 1e-12
+    rc = float(np.clip(r, -1 + 1e-12, 1 - 1e-12))
+    z = _fisher_z(rc, threshold, n, method)
+    p_above, p_below = float(stats.norm.sf(z)), float(stats.norm.cdf(z))
+    crit = float(stats.norm.isf(alpha))
+    lo_end, hi_end = -1 + 1e-12, 1 - 1e-12
+
+    def bound(target: float) -> float:
+        f = lambda t: _fisher_z(rc, t, n, method) - target  # noqa: E731
+        if f(lo_end) < 0:
+            return -1.0
+        if f(hi_end) > 0:
+            return 1.0
+        from scipy.optimize import brentq
+
+        return float(brentq(f, lo_end, hi_end, xtol=1e-10))
+
+    return CorrelationTest(
+        n=n,
+        estimate=r,
+        ci_low=bound(crit),
+        ci_high=bound(-crit),
+        ci_level=1.0 - 2.0 * alpha,
+        p_above=p_above,
+        p_below=p_below,
+        degenerate=bool(degenerate),
+        test=f"{method} Fisher z",
+    )

@@ -45,8 +45,16 @@ a guard ``holds`` only when ``H0: worsening >= margin`` is rejected; otherwise i
 ``undetermined`` and makes a supported verdict inconclusive (so a margin of 0 on counts that
 are zero in both arms cannot hold: nothing shows "no worse").
 
-A correlation's CI is a percentile bootstrap over runs, its p-value scipy's test of zero
-correlation (not a threshold test; unchanged).
+A correlation prediction is tested the same way at its threshold: the one-sided Fisher-z tests
+of :func:`analysis.threshold.correlation_test` (``H0: rho_o <= t`` for supported, the mirror for
+refuted, in the same Holm family) and the interval they invert; no test on fewer than
+:data:`analysis.threshold.MIN_POINTS` points.
+
+Knock-outs (arms selected by ``ablation``): each compare verdict carries both arms' mean AE-10
+guard factor and AE-6 budget multiplier (``extra.ae``), and a knock-out whose arms differ in
+either by more than :data:`CONFOUND_RATIO` is marked "confounded through AE-6/AE-10"
+(:func:`confounding`; docs/analysis.md, section 7). Diverged runs that make an effect infinite
+are named in the reason as ``diverged in b k/n, a j/n pairs`` (:func:`effect_text`).
 """
 
 from __future__ import annotations
@@ -58,7 +66,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from analysis.arms import field_values
 from analysis.collect import RunSet
@@ -68,6 +75,8 @@ from analysis.predictions import Guard, MetricTest, Prediction
 from analysis.stats import holm
 from analysis.threshold import (
     MIN_PAIRS,
+    MIN_POINTS,
+    correlation_test,
     from_log,
     log_threshold,
     paired_differences,
@@ -108,10 +117,21 @@ class Evidence:
     p_holm_below: float = NAN
     degenerate: bool = False
     n_diverged: int = 0
+    #: pairs whose run of arm a (b) is at the worst rank (diverged, :mod:`analysis.outcomes`)
+    n_diverged_a: int = 0
+    n_diverged_b: int = 0
     outcome: str = "inconclusive"
     reason: str = ""
     label_a: str = ""
     label_b: str = ""
+    #: each arm's mean over its runs of the AE-10 guard factor and the AE-6 budget multiplier
+    #: (``extra.ae``: NaN for an arm without AE) and the knock-out confounding note
+    #: (:func:`confounding`)
+    guard_a: float = NAN
+    guard_b: float = NAN
+    budget_a: float = NAN
+    budget_b: float = NAN
+    confound: str = ""
 
 
 @dataclass
@@ -128,6 +148,12 @@ class Verdict:
     sweep: str
     #: no stratum had runs of the prediction's arms: its experiment (or sweep) has to be run
     runs_missing: bool = False
+    #: as :class:`Evidence`: both arms' mean guard and budget multipliers, the confounding note
+    guard_a: float = NAN
+    guard_b: float = NAN
+    budget_a: float = NAN
+    budget_b: float = NAN
+    confound: str = ""
 
 
 # --------------------------------------------------------------------------- run selection
@@ -206,16 +232,6 @@ def _direction(test_dir: str, metric: str, mode: Any) -> str | None:
     return "increase" if (test_dir == "better") == higher else "decrease"
 
 
-def _quantiles(x: np.ndarray, level: float) -> tuple[float, float]:
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        return NAN, NAN
-    q = [(1 - level) / 2, (1 + level) / 2]
-    method = "linear" if np.isfinite(x).all() else "inverted_cdf"
-    lo, hi = np.quantile(x, q, method=method)
-    return float(lo), float(hi)
-
-
 def _paired_values(
     a: pd.Series, b: pd.Series
 ) -> tuple[np.ndarray, np.ndarray, int]:  # indexed by pairing key
@@ -255,7 +271,8 @@ def compare_values(
     no unpaired fallback (a verdict compares runs that share a pairing unit)."""
     xa, xb, dropped = _paired_values(a, b)
     ev.n_pairs, ev.n_dropped = int(xa.size), dropped
-    ev.n_diverged = int(np.isinf(xa).sum() + np.isinf(xb).sum())
+    ev.n_diverged_a, ev.n_diverged_b = int(np.isinf(xa).sum()), int(np.isinf(xb).sum())
+    ev.n_diverged = ev.n_diverged_a + ev.n_diverged_b
     relative = effect == "relative"
     ev.mean_a, ev.mean_b = _location(xa, relative), _location(xb, relative)
     need = max(min_n, MIN_PAIRS)
@@ -315,11 +332,32 @@ def _censored_note(metric: str, a: pd.DataFrame, b: pd.DataFrame) -> str | None:
 # --------------------------------------------------------------------------- outcomes
 
 
+def diverged_text(ev: Evidence) -> str:
+    """``diverged in k/n pairs`` per arm (``b 3/10, a 0/10``), "" when no run diverged."""
+    if not (ev.n_diverged_a or ev.n_diverged_b):
+        return ""
+    n = ev.n_pairs
+    return f"diverged in b {ev.n_diverged_b}/{n}, a {ev.n_diverged_a}/{n} pairs"
+
+
+def effect_text(ev: Evidence) -> str:
+    """The effect and its interval as text: an effect that is infinite because runs diverged
+    (worst rank) reads ``diverged in b k/n, a j/n pairs`` instead of ``-inf``."""
+
+    def v(x: float) -> str:
+        return f"{x:.4g}" if math.isfinite(x) else ("-" if math.isnan(x) else f"{x:g}")
+
+    div = diverged_text(ev)
+    if div and math.isinf(ev.effect):
+        est = f"{div} (estimate at the worst rank)"
+    else:
+        est = v(ev.effect) + (f" ({div})" if div else "")
+    return f"{est} [{v(ev.ci_low)}, {v(ev.ci_high)}]"
+
+
 def _ci_text(ev: Evidence, what: str) -> str:
     degenerate = " (degenerate: zero width)" if ev.degenerate else ""
-    return (
-        f"{what}: {ev.effect_kind} {ev.effect:.4g} [{ev.ci_low:.4g}, {ev.ci_high:.4g}]{degenerate}"
-    )
+    return f"{what}: {ev.effect_kind} {effect_text(ev)}{degenerate}"
 
 
 def test_outcome(ev: Evidence, alpha: float) -> None:
@@ -451,6 +489,60 @@ def _costs_differ(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return bool(hi > 1.1 * lo)
 
 
+#: two arms whose mean AE-10 guard factor or AE-6 budget multiplier differ by more than this
+#: factor (larger over smaller) are confounded through that law (issue 13, item 4)
+CONFOUND_RATIO = 2.0
+#: knock-outs whose treatment *is* one of the multipliers (the guard is AE-10's Lyapunov law,
+#: the multiplier AE-6's budget law): that multiplier differing is the knock-out, not a confound
+OWN_MULTIPLIER = {"no_lyapunov": "guard", "no_budget": "budget"}
+
+
+def _arm_multiplier(runs: pd.DataFrame, column: str) -> float:
+    """Mean over an arm's runs of a per-run AE multiplier (NaN when no run has one)."""
+    if column not in runs.columns:
+        return NAN
+    v = pd.to_numeric(runs[column], errors="coerce").to_numpy(float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else NAN
+
+
+def _ratio(x: float, y: float) -> float:
+    """Larger over smaller of two non-negative multipliers (inf when one is 0, NaN if unknown)."""
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return NAN
+    lo, hi = min(x, y), max(x, y)
+    if hi <= 0:
+        return 1.0
+    return math.inf if lo <= 0 else hi / lo
+
+
+def confounding(
+    guard_a: float, guard_b: float, budget_a: float, budget_b: float, ablations: set[str]
+) -> str:
+    """The knock-out confounding note, or "" (docs/analysis.md, "Knock-outs"): a knock-out
+    comparison is **confounded through AE-6/AE-10** when the arms' mean AE-10 guard factors
+    or their mean AE-6 budget multipliers differ by more than :data:`CONFOUND_RATIO` (larger
+    over smaller), except for the multiplier the knock-out removes (:data:`OWN_MULTIPLIER`:
+    ``no_lyapunov`` fixes the guard at 1, ``no_budget`` the multiplier)."""
+    own = {OWN_MULTIPLIER[a] for a in ablations if a in OWN_MULTIPLIER}
+    parts = []
+    for name, law, x, y in (
+        ("guard", "AE-10", guard_a, guard_b),
+        ("budget", "AE-6", budget_a, budget_b),
+    ):
+        r = _ratio(x, y)
+        if name not in own and r > CONFOUND_RATIO:
+            parts.append(f"{law} {name} {x:.3g} vs {y:.3g} ({r:.3g}x > {CONFOUND_RATIO:g}x)")
+    if not parts:
+        return ""
+    return "confounded through AE-6/AE-10: " + ", ".join(parts)
+
+
+def _is_knockout(pred: Prediction) -> bool:
+    """Whether the prediction compares law knock-outs (its arms differ in ``ablation``)."""
+    return "ablation" in pred.a or "ablation" in pred.b
+
+
 def _stratum_compare(
     ctx: Context, ds: str, stratum: str, a: pd.DataFrame, b: pd.DataFrame, note: str
 ) -> list[Evidence]:
@@ -477,11 +569,24 @@ def _stratum_compare(
             f"ambiguous pairing: several runs of arm {side} share ({dup}); add the field that "
             "tells them apart to pair_on or strata"
         )
+    mult = {
+        "guard_a": _arm_multiplier(a, "guard_mean"),
+        "guard_b": _arm_multiplier(b, "guard_mean"),
+        "budget_a": _arm_multiplier(a, "budget_mult_mean"),
+        "budget_b": _arm_multiplier(b, "budget_mult_mean"),
+    }
+    confound = ""
+    if _is_knockout(pred):
+        ablations = set(pd.concat([a, b]).get("ablation", pd.Series(dtype=object)).dropna())
+        confound = confounding(**mult, ablations={str(x) for x in ablations})
     for role, items in (("test", pred.tests), ("guard", pred.guards)):
         for item in items:
             ev = _new(ctx, ds, stratum, role, item)
             ev.label_a, ev.label_b = _labels(a), _labels(b)
             ev.n_a, ev.n_b = len(a), len(b)
+            ev.guard_a, ev.guard_b = mult["guard_a"], mult["guard_b"]
+            ev.budget_a, ev.budget_b = mult["budget_a"], mult["budget_b"]
+            ev.confound = confound
             goal = item.direction if isinstance(item, MetricTest) else "worse"
             direction = _direction(goal, item.metric, mode)
             out.append(ev)
@@ -578,7 +683,7 @@ def _stratum_correlation(ctx: Context, ds: str, stratum: str, runs: pd.DataFrame
     test = pred.tests[0]
     ev = _new(ctx, ds, stratum, "test", test)
     ev.metric = f"corr({'|'.join(pred.x)}, {'|'.join(pred.y)})"
-    ev.effect_kind, ev.ci_level = pred.method, ctx.level
+    ev.effect_kind = pred.method
     ev.label_b = _labels(runs)
     x, y = _coalesce(ctx.runset, runs, pred.x), _coalesce(ctx.runset, runs, pred.y)
     rank = pd.to_numeric(runs[pred.rank_by], errors="coerce")
@@ -588,10 +693,10 @@ def _stratum_correlation(ctx: Context, ds: str, stratum: str, runs: pd.DataFrame
     n_top = math.ceil(pred.top_fraction * int(ok.sum()))
     ev.n_b = n_top
     ev.n_dropped = int((~ok).sum())
-    if n_top < pred.min_n:
+    if n_top < max(pred.min_n, MIN_POINTS):
         ev.reason = (
             f"too few runs: the best {pred.top_fraction:g} of {int(ok.sum())} usable runs is "
-            f"{n_top} (min_n {pred.min_n})"
+            f"{n_top} (need {max(pred.min_n, MIN_POINTS)}; min_n {pred.min_n})"
         )
         return [ev]
     order = np.argsort(-rank[ok].to_numpy() if higher else rank[ok].to_numpy(), kind="stable")
@@ -599,22 +704,11 @@ def _stratum_correlation(ctx: Context, ds: str, stratum: str, runs: pd.DataFrame
     if np.ptp(xs) == 0 or np.ptp(ys) == 0:
         ev.reason = "no variation in x or y among the best runs"
         return [ev]
-    fn = stats.spearmanr if pred.method == "spearman" else stats.pearsonr
-    res = fn(xs, ys)
-    r = float(res.statistic)
     sign = -1.0 if test.direction == "decrease" else 1.0
-    rng = np.random.default_rng(ctx.seed)
-    idx = rng.integers(0, n_top, size=(ctx.n_boot, n_top))
-    bx, by = xs[idx], ys[idx]
-    if pred.method == "spearman":
-        bx, by = stats.rankdata(bx, axis=1), stats.rankdata(by, axis=1)
-    bx = bx - bx.mean(1, keepdims=True)
-    by = by - by.mean(1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        reps = (bx * by).sum(1) / np.sqrt((bx**2).sum(1) * (by**2).sum(1))
-    lo, hi = _quantiles(sign * reps, ctx.level)
-    ev.test, ev.n_pairs = f"{pred.method} correlation", n_top
-    ev.effect, ev.ci_low, ev.ci_high, ev.p = sign * r, lo, hi, float(res.pvalue)
+    res = correlation_test(xs, ys, test.threshold, pred.alpha, pred.method, sign)
+    ev.test, ev.n_pairs, ev.ci_level, ev.degenerate = res.test, n_top, res.ci_level, res.degenerate
+    ev.effect, ev.ci_low, ev.ci_high = res.estimate, res.ci_low, res.ci_high
+    ev.p, ev.p_below = res.p_above, res.p_below
     ev.mean_a, ev.mean_b = float(np.mean(xs)), float(np.mean(ys))
     return [ev]
 
@@ -641,6 +735,7 @@ def _narrow(table: pd.DataFrame, pred: Prediction) -> pd.DataFrame:
     fields += [t.metric for t in pred.tests] + [g.metric for g in pred.guards]
     fields += [*pred.x, *pred.y, "arm", "label", "data_source", "mode", "budget", "ttt"]
     fields += ["recovery_censored", "switches", "plateau_exited", "status", "drifts", "steps"]
+    fields += ["ablation", "guard_mean", "budget_mult_mean"]
     keep = [c for c in dict.fromkeys(fields) if c in table.columns]
     return table[keep]
 
@@ -739,7 +834,22 @@ def evaluate(
             verdict, reason = combine(
                 pred, [e for e in evs if e.role == "test"], [e for e in evs if e.role == "guard"]
             )
-            verdicts.append(Verdict(pred.name, ds, stratum, verdict, reason, **common))
+            first = evs[0]
+            mult = {k: getattr(first, k) for k in ("guard_a", "guard_b", "budget_a", "budget_b")}
+            if first.confound:
+                reason = f"{reason}; {first.confound}" if reason else first.confound
+            verdicts.append(
+                Verdict(
+                    pred.name,
+                    ds,
+                    stratum,
+                    verdict,
+                    reason,
+                    **common,
+                    **mult,
+                    confound=first.confound,
+                )
+            )
     v = pd.DataFrame([asdict(x) for x in verdicts], columns=list(Verdict.__dataclass_fields__))
     e = pd.DataFrame(evidence_rows, columns=list(Evidence.__dataclass_fields__))
     return v, e

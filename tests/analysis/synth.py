@@ -80,6 +80,7 @@ def write_run(
     task_extra: dict | None = None,
     name: str | None = None,
     task_extra_on_command_line: bool = True,
+    extra: dict | None = None,
 ) -> Path:
     """One run folder (``result.json`` + ``curves.csv``) under ``root``; returns the folder."""
     config = make_config(task, optimizer, schedule, ae, ablation, seed, **(task_extra or {}))
@@ -128,6 +129,7 @@ def write_run(
         incidents=Incidents(*incidents),
         versions={},
         git={"commit": "0" * 40, "dirty": False},
+        extra=dict(extra or {}),
     )
     record.write(folder)
     buf = CurveBuffer()

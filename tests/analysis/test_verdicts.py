@@ -272,3 +272,23 @@ def test_strata_with_one_arm_only_are_named_not_judged() -> None:
     assert verdict == "inconclusive"
     assert "no stratum has runs of both arms (only a in synthetic task=t2" in reason
     assert "only b in synthetic task=t1" in reason and "run: aebench" in reason
+
+
+def test_diverged_runs_read_as_diverged_in_k_of_n_not_minus_inf() -> None:
+    # b diverges on 6 of 10 seeds (worst rank, +inf final): the estimate is infinite
+    rows = []
+    for s in range(10):
+        rows.append({"ae": False, "seed": s, "final": 1.0 + 0.01 * s})
+        diverged = s < 6
+        rows.append(
+            {
+                "ae": True,
+                "seed": s,
+                "final": None if diverged else 1.1 + 0.01 * s,
+                "status": "diverged" if diverged else "completed",
+            }
+        )
+    verdict, reason = verdict_of(pred(), rows)
+    assert verdict == "refuted"
+    assert "diverged in b 6/10, a 0/10 pairs" in reason
+    assert "final: difference -inf" not in reason and " -inf [" not in reason
