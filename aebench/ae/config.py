@@ -388,6 +388,13 @@ class GaugeConfig:
     #: ``extra.ae.gauge_set_point`` is reused, one value per param group; ``{seed}`` in the path
     #: is replaced by the run seed (e09/e10: every level shares its seed's reference set point)
     from_run: str = ""
+    #: ``calibrate``: ``base`` (default) takes x* from the signal at the configured lr (x divided
+    #: by AE's own offset), ``effective`` from the signal at the lr in effect (the earlier
+    #: reading; it books the other laws' early drift of alpha into x*): :mod:`aebench.ae.gauge`
+    calibrate_on: str = "base"
+    #: the target follows AE-5's shrink of alpha, relaxing at eta_gamma (opt-in; the measured
+    #: reason it is off by default is in :mod:`aebench.ae.gauge`, "Resonance")
+    follow_shrink: bool = False
     form: str = "log"
     soft_clip: float = 3.0
 
@@ -627,6 +634,10 @@ def validate(cfg: Any) -> AEConfig:
         _fail("ae.gauge.warmup", g.warmup, "must be an integer >= 1")
     if not (isinstance(g.delay, int) and g.delay >= 0):
         _fail("ae.gauge.delay", g.delay, "must be an integer >= 0 (steps before the window)")
+    if not isinstance(g.follow_shrink, bool):
+        _fail("ae.gauge.follow_shrink", g.follow_shrink, "must be true or false")
+    if g.calibrate_on not in ("base", "effective"):
+        _fail("ae.gauge.calibrate_on", g.calibrate_on, "allowed: base, effective")
     if g.form not in ("log", "literal"):
         _fail("ae.gauge.form", g.form, "allowed: log, literal")
     _positive("ae.gauge.soft_clip", g.soft_clip)

@@ -60,6 +60,7 @@ from aebench.ae.config import MODEL_KINDS, AEConfig, CoefConfig, law_names, vali
 from aebench.ae.flatgrad import group_stats, read_update
 from aebench.ae.gauge import (
     GaugeState,
+    follow_shrink,
     measure,
     reference_lr,
     set_points_from_run,
@@ -424,7 +425,7 @@ class AEControl:
             gpg,
             self.loss.level,
         )
-        update_set_point(gs.gauge, cfg.gauge, alpha_base, cfg.every)
+        update_set_point(gs.gauge, cfg.gauge, alpha_base, cfg.every, alpha_eff)
         if not self.active or not kinds or self.loss.n_loss <= cfg.signals.warmup:
             return
         z_l, zbar_l, lo_l, hi_l, zb_l = [], [], [], [], []
@@ -469,6 +470,13 @@ class AEControl:
         gs.coupling_alpha = float(res.coupling[kinds.index("alpha")]) if "alpha" in kinds else 0.0
         if gs.shrink > 0.5:
             gs.shrinks += 1
+        if cfg.gauge.follow_shrink and cfg.laws.resonance and "alpha" in kinds:
+            # the gauge's target follows AE-5's shrink of alpha (aebench.ae.gauge, "Resonance")
+            follow_shrink(
+                gs.gauge,
+                cfg.every * math.log1p(cfg.resonance.kappa) * gs.shrink,
+                cfg.every * cfg.gauge.eta_gamma,
+            )
         for j, (key, k) in enumerate(keyed):
             c = getattr(cfg.coefs, k)
             gs.delta[j] = z_new[j] - zb_l[j]

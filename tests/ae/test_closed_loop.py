@@ -86,10 +86,13 @@ def test_set_point_taken_after_the_delay_over_the_window():
         opt.zero_grad()
         loss.backward()
         ctl.before_step(loss.detach())
-        xs.append((ctl.groups[0].gauge.x, ctl.groups[0].gamma_star))
+        gs = ctl.groups[0]
+        alpha_eff = gs.gauge.gamma / gs.pnorm  # the lr in effect the gauge measured with
+        xs.append((gs.gauge.x * 0.02 / alpha_eff, gs.gamma_star))
         opt.step()
     assert all(s is None for _, s in xs[:89])
-    window = [x for x, _ in xs[50:90]]  # base lr constant: x in reference units
+    # calibrate_on=base: x at the configured lr (AE's own offset divided out), reference units
+    window = [x for x, _ in xs[50:90]]
     assert xs[89][1] == pytest.approx(math.exp(sum(map(math.log, window)) / 40), rel=1e-9)
 
 
@@ -98,10 +101,10 @@ def test_target_follows_the_schedule_factor():
     not fight the schedule: AE's multiplier (applied / scheduled) does not jump up."""
     from baselines import schedules
 
+    cfg = AEConfig(enabled=True)
+    cfg.laws.resonance = False  # the target also follows AE-5's (soft) shrink: left out here
     rows, _, _ = _loop(
-        600,
-        AEConfig(enabled=True),
-        sched=lambda o: schedules.step(o, 800, milestones=[0.5], gamma=0.5),
+        600, cfg, sched=lambda o: schedules.step(o, 800, milestones=[0.5], gamma=0.5)
     )
     assert rows[450]["gamma_star"] == pytest.approx(0.5 * rows[350]["gamma_star"], rel=1e-9)
 
@@ -199,3 +202,68 @@ def test_set_point_from_a_run_record(tmp_path):
     cfg.gauge.from_run = str(tmp_path / "missing")
     with pytest.raises(ValueError, match="ae.gauge.from_run"):
         _loop(1, cfg)
+
+
+def _scripted_gauge(cfg: AEConfig, pattern) -> tuple[list[float], AEControl]:  # noqa: ANN001
+    """Constant loss 1 and gradient +-g (``pattern(t)`` gives the sign): q = alpha ||g||^2 / l
+    is constant, so the gauge sees only what the other laws do to alpha. Returns lr per step."""
+    p = torch.nn.Parameter(torch.zeros(4))
+    opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
+    ctl = AEControl(opt, cfg)
+    lrs = []
+    for t in range(len(pattern)):
+        p.grad = pattern[t] * torch.tensor([1.0, 0.5, -0.5, 0.25])
+        ctl.before_step(torch.tensor(1.0))
+        lrs.append(opt.param_groups[0]["lr"])
+    return lrs, ctl
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_gauge_and_the_resonance_shrink(follow):
+    """AE-5 shrinks alpha on a phase flip at a q on target. With ``gauge.follow_shrink`` the
+    gauge (AE-8), calibrated before, does not restore it within 50 updates (the target follows
+    the shrink and relaxes at the gauge's own rate: ~26% back after 50 updates); by default
+    (fixed target) it restores it at its own rate (~60% after 50 updates)."""
+    from tests.ae.ae_helpers import only
+
+    cfg = only("gauge", "resonance")
+    cfg.gauge.follow_shrink = follow
+    cfg.resonance.w_m = 0.0  # the shrink alone (AE-5's phase term would move alpha by itself)
+    cfg.gauge.delay, cfg.gauge.warmup = 10, 20
+    # aligned (rho -> 1) until the gauge is calibrated, alternating (rho -> -1: phase flip),
+    # aligned again
+    pattern = [1.0] * 80 + [(-1.0) ** t for t in range(20)] + [1.0] * 60
+    lrs, ctl = _scripted_gauge(cfg, pattern)
+    assert ctl.groups[0].gamma_star is not None
+    before = lrs[79]
+    assert before == pytest.approx(0.1, rel=1e-6)  # nothing moved alpha before the flip
+    low_i = min(range(80, 160), key=lambda i: lrs[i])
+    shrunk = math.log(before / lrs[low_i])
+    assert shrunk > 0.3  # the shrink fired (several updates at 1/(1 + kappa))
+    assert ctl.groups[0].shrinks > 0
+    restored = math.log(lrs[low_i + 50] / lrs[low_i])
+    if follow:
+        assert restored < 0.4 * shrunk
+    else:
+        assert restored > 0.5 * shrunk
+
+
+def test_set_point_excludes_the_offset_other_laws_put_on_alpha():
+    """calibrate_on=base: the set point is the signal of the configured lr, so a drive that
+    moved alpha during the delay (here AE-5's phase term on aligned gradients) is not booked
+    into it: the set point equals the one of a run where nothing moved alpha. (The earlier
+    reading, calibrate_on=effective, took x at the lr in effect and locked that drift in: on
+    quadratic_delay the gauge then held an lr 1.35x the tuned one.)"""
+    from tests.ae.ae_helpers import only
+
+    points = {}
+    for name, laws in (("still", ("gauge",)), ("drifted", ("gauge", "resonance"))):
+        for on in ("base", "effective"):
+            cfg = only(*laws)
+            cfg.gauge.delay, cfg.gauge.warmup, cfg.gauge.calibrate_on = 40, 20, on
+            lrs, ctl = _scripted_gauge(cfg, [1.0] * 70)
+            if name == "drifted":
+                assert lrs[45] > 1.05 * 0.1  # W_m (rho - rho*) raised alpha during the delay
+            points[name, on] = ctl.groups[0].gamma_star
+    assert points["drifted", "base"] == pytest.approx(points["still", "base"], rel=1e-9)
+    assert points["drifted", "effective"] > 1.05 * points["still", "effective"]
