@@ -3,6 +3,7 @@
 Learned (AE-9: "gradient-based tuning of W, Gamma, C, tau"), per evolved coefficient kind k of
 the inner optimizer: ``coefs.k.w_p``, ``coefs.k.w_v``, ``coefs.k.w_c`` (the AE-2 W's),
 ``coefs.k.leak`` (diag Gamma); and the shared ``coupling.alpha_from_beta1`` (C[alpha, beta1]),
+``coupling.beta1_from_alpha`` (C[beta1, alpha]: the controller couples both ways),
 ``resonance.w_m`` (AE-5's phase gain), ``drive.tau_p`` and ``drive.tau_v`` (AE-2's tau).
 
 Parametrisation: ``g = sign(g0) exp(phi)`` with ``phi`` unconstrained and ``g0`` the default
@@ -24,7 +25,13 @@ import torch
 from aebench.ae.config import AEConfig
 
 PER_KIND = ("w_p", "w_v", "w_c", "leak")
-SHARED = ("coupling.alpha_from_beta1", "resonance.w_m", "drive.tau_p", "drive.tau_v")
+SHARED = (
+    "coupling.alpha_from_beta1",
+    "coupling.beta1_from_alpha",
+    "resonance.w_m",
+    "drive.tau_p",
+    "drive.tau_v",
+)
 
 
 def default_value(cfg: AEConfig, key: str) -> float:

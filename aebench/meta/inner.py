@@ -22,12 +22,20 @@ One step t, given parameters theta (a dict of tensors fed to the model by
    ``b = beta b + g; theta -= alpha b``, or Adam ``m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
    theta -= alpha (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``.
 
-Detached (the non-smooth pieces, AE-9's exceptions): the gauge set point q* (the geometric mean
-of q over the first ``gauge.warmup`` steps, a calibration) and the Lyapunov guard g (AE-10, a
-discrete safety rule on the detached energy). The gauge signal is the controller's ``relative``
-reading ``q = alpha <g, g> / LP(|l|)`` on SGD and idle on Adam (``gauge.signal=auto``). Not in the
-inner loop: the noise law (AE-4) and the reward term (no reward on the tuning problems);
-sigma stays at its floor, where the controller adds no parameter noise either.
+Detached (the non-smooth pieces, AE-9's exceptions): the gauge set point q* and the Lyapunov
+guard g (AE-10, a discrete safety rule on the detached energy
+``E = LP(l)/LP(l)_0 + (weight/2) ||z - zbar||_M^2 + psi(z)``). The gauge mirrors
+:mod:`aebench.ae.gauge`: the signal is the controller's ``relative`` reading
+``q = alpha <g, g> / LP(|l|)`` on SGD and idle on Adam (``gauge.signal=auto``); q* is the
+geometric mean of q over ``gauge.warmup`` steps that start after ``gauge.delay`` steps, at the
+configured lr (``gauge.calibrate_on='base'``: q a_ref / alpha) or at the lr in effect
+(``'effective'``); the target is q* (the base lr is constant here), lowered by AE-5's shrink
+memory where ``gauge.follow_shrink`` is on. Coupling acts both ways (C[alpha, beta1] and
+C[beta1, alpha]). With the default delay and window (100 + 100 steps) the gauge acts only from
+step 200 of a trajectory, so a meta-training horizon of 200 steps never sees it. Not in the inner
+loop: the noise law (AE-4) and the reward term (no reward on the tuning problems); sigma stays at
+its floor, where the controller adds no parameter noise either (on a stall the controller's noise
+law raises sigma, which the inner loop does not model).
 """
 
 from __future__ import annotations
@@ -100,10 +108,13 @@ def gain_tensors(g: dict[str, torch.Tensor], kinds: list[str]) -> GainTensors:
     K = len(kinds)
     alpha = torch.tensor([1.0 if k == "alpha" else 0.0 for k in kinds], dtype=torch.float64)
     C = torch.zeros(K, K, dtype=torch.float64)
-    if "beta1" in kinds:
-        e = torch.zeros(K, K, dtype=torch.float64)
-        e[kinds.index("alpha"), kinds.index("beta1")] = 1.0
-        C = e * g["coupling.alpha_from_beta1"]
+    if "beta1" in kinds:  # both ways, as aebench.ae.laws.params_from_config
+        ia, ib = kinds.index("alpha"), kinds.index("beta1")
+        e_ab = torch.zeros(K, K, dtype=torch.float64)
+        e_ab[ia, ib] = 1.0
+        e_ba = torch.zeros(K, K, dtype=torch.float64)
+        e_ba[ib, ia] = 1.0
+        C = e_ab * g["coupling.alpha_from_beta1"] + e_ba * g["coupling.beta1_from_alpha"]
     return GainTensors(W, leak, C, alpha * g["resonance.w_m"], g["drive.tau_p"], g["drive.tau_v"])
 
 
@@ -129,7 +140,9 @@ def init_state(params: dict[str, torch.Tensor], spec: OptSpec, cfg: AEConfig) ->
         "guard": 1.0,
         "qlog": 0.0,
         "qn": 0,
+        "qseen": 0,
         "qstar": None,
+        "shrink_log": 0.0,
         "E_prev": None,
         "rise": 0.0,
         "level0": None,
@@ -192,7 +205,8 @@ def _ae_update(st: dict, gt: GainTensors, spec: OptSpec, cfg: AEConfig, gsq: tor
     step = (cfg.eta_a * g) * u
     if L.gauge and spec.name == "sgdm" and st["qstar"] is not None:
         q = torch.exp(z[0]) * gsq / (st["level"] + _TINY)
-        gd = laws.gauge_drive(q, st["qstar"], cfg.gauge.form, cfg.gauge.soft_clip)
+        target = st["qstar"] * math.exp(-st["shrink_log"])  # aebench.ae.gauge.update_set_point
+        gd = laws.gauge_drive(q, target, cfg.gauge.form, cfg.gauge.soft_clip)
         step = step + alpha_mask * (cfg.gauge.eta_gamma * g) * gd
     m = torch.tensor([getattr(cfg.coefs, k).m for k in spec.kinds], dtype=z.dtype)
     if L.budget:
@@ -205,6 +219,10 @@ def _ae_update(st: dict, gt: GainTensors, spec: OptSpec, cfg: AEConfig, gsq: tor
         r = cfg.resonance
         s = laws.shrink_amount(st["V"], st["rho"], r.v_max, r.rho_max, r.width, r.shrink_on_aligned)
         z_new = z_new - alpha_mask * math.log1p(r.kappa) * s
+        if getattr(cfg.gauge, "follow_shrink", False):  # aebench.ae.gauge.follow_shrink
+            relax = min(1.0, cfg.gauge.eta_gamma)
+            shrunk = math.log1p(r.kappa) * float(s.detach())
+            st["shrink_log"] = st["shrink_log"] * (1.0 - relax) + shrunk
     if L.budget:
         st["lam"] = torch.clamp(
             st["lam"] + cfg.budget.eta_lambda * (laws.budget_energy(step, m) - cfg.budget.B),
@@ -215,6 +233,12 @@ def _ae_update(st: dict, gt: GainTensors, spec: OptSpec, cfg: AEConfig, gsq: tor
         ly = cfg.lyapunov
         d = (z_new - zbar).detach()
         E = float(st["level"].detach()) / st["level0"] + 0.5 * ly.weight * float((m * d * d).sum())
+        if L.barrier:  # psi(z), as the controller's energy (lower wall on: alpha, betas, eps)
+            E += float(
+                laws.barrier_potential(
+                    z_new.detach(), lo, hi, cfg.barrier.mu, cfg.barrier.width, torch.ones_like(z)
+                )
+            )
         if st["E_prev"] is not None:
             st["rise"] += (E - st["E_prev"] - st["rise"]) / ly.window
             st["guard"], hit = laws.guard_step(
@@ -283,12 +307,17 @@ def inner_step(
         st["h"] = gflat
         if st["level0"] is None:
             st["level0"] = max(float(st["level"].detach()), _TINY)
-        if spec.name == "sgdm" and st["qstar"] is None:
-            q = float((torch.exp(st["z"][0]) * gsq / (st["level"] + _TINY)).detach())
-            st["qlog"] += math.log(max(q, _TINY))
-            st["qn"] += 1
-            if st["qn"] >= cfg.gauge.warmup:  # calibrated set point, detached
-                st["qstar"] = torch.tensor(math.exp(st["qlog"] / st["qn"]), dtype=torch.float64)
+        if spec.name == "sgdm" and st["qstar"] is None:  # aebench.ae.gauge.update_set_point
+            st["qseen"] += 1
+            if st["qseen"] > cfg.gauge.delay:  # the window starts after the delay
+                on_base = getattr(cfg.gauge, "calibrate_on", "effective") == "base"
+                alpha = spec.lr if on_base else float(torch.exp(st["z"][0]).detach())
+                q = alpha * float(gsq.detach()) / (float(st["level"].detach()) + _TINY)
+                st["qlog"] += math.log(max(q, _TINY))
+                st["qn"] += 1
+                if st["qn"] >= cfg.gauge.warmup:  # calibrated set point, detached
+                    qs = math.exp(st["qlog"] / st["qn"])
+                    st["qstar"] = torch.tensor(qs, dtype=torch.float64)
         if t + 1 > sc.warmup:
             _ae_update(st, gain_tensors(gains, spec.kinds), spec, cfg, gsq)
     c = coefficients(st, spec.kinds)

@@ -19,6 +19,7 @@ def _quadratic_cfg() -> AEConfig:
     cfg = AEConfig()
     cfg.signals.warmup = 2  # AE updates from the third step on
     cfg.gauge.warmup = 2  # the set point q* is fixed before any gain can move theta
+    cfg.gauge.delay = 0
     cfg.laws.lyapunov = False  # the guard is a discrete rule (detached): keep it out of gradcheck
     cfg.eta_a = 0.2  # large enough that the gains move theta visibly within 7 steps
     cfg.signals.tc_trend = cfg.signals.tc_var = cfg.signals.tc_rho = 3.0
