@@ -123,7 +123,7 @@ def staged_plans(
 def run_staged(
     composer: Any, p: Plan, out: Path, args: Any, say: Callable[[str], None]
 ) -> tuple[int, int]:
-    """:func:`aebench.evidence.run_plan` after the tuning stage: ``(exit status, failed)``."""
+    """:func:`orchestration.evidence.run_plan` after the tuning stage: ``(exit status, failed)``."""
     from orchestration.evidence import run_plan
 
     plans = staged_plans(composer, p, out, args.threads, say)

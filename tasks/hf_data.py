@@ -71,7 +71,7 @@ def how_to_provide(spec: DataSpec, what: str) -> str:
         f".save_to_disk('DIR')\"`, copy DIR here and pass task.data.path=DIR; or fill the "
         f"Hugging Face cache (task.data.cache_dir, now {_cache_dir(spec)}); or pass "
         f"task.data.online=true where the Hub is reachable; or task.data.source=synthetic "
-        f"for the labelled stand-in (README, Tasks)"
+        f"for the labelled stand-in (docs/tasks.md, Bringing the real data)"
     )
 
 
