@@ -219,7 +219,7 @@ def _ae_update(st: dict, gt: GainTensors, spec: OptSpec, cfg: AEConfig, gsq: tor
         r = cfg.resonance
         s = laws.shrink_amount(st["V"], st["rho"], r.v_max, r.rho_max, r.width, r.shrink_on_aligned)
         z_new = z_new - alpha_mask * math.log1p(r.kappa) * s
-        if getattr(cfg.gauge, "follow_shrink", False):  # aebench.ae.gauge.follow_shrink
+        if cfg.gauge.follow_shrink:  # aebench.ae.gauge.follow_shrink
             relax = min(1.0, cfg.gauge.eta_gamma)
             shrunk = math.log1p(r.kappa) * float(s.detach())
             st["shrink_log"] = st["shrink_log"] * (1.0 - relax) + shrunk
@@ -310,7 +310,7 @@ def inner_step(
         if spec.name == "sgdm" and st["qstar"] is None:  # aebench.ae.gauge.update_set_point
             st["qseen"] += 1
             if st["qseen"] > cfg.gauge.delay:  # the window starts after the delay
-                on_base = getattr(cfg.gauge, "calibrate_on", "effective") == "base"
+                on_base = cfg.gauge.calibrate_on == "base"
                 alpha = spec.lr if on_base else float(torch.exp(st["z"][0]).detach())
                 q = alpha * float(gsq.detach()) / (float(st["level"].detach()) + _TINY)
                 st["qlog"] += math.log(max(q, _TINY))
