@@ -68,7 +68,9 @@ def analyse(args: argparse.Namespace, predictions: list, runset) -> object:  # n
     summary = tables.summary_table(table, args.ci, args.confidence, args.n_boot, args.seed)
     comparisons = tables.comparisons_table(table, pairs, args.confidence)
     ttt = tables.time_to_target_table(table)
-    profiles = tables.profiles(ttt)
+    profiles = tables.profiles(
+        ttt, table, n_boot=args.n_boot, confidence=args.confidence, seed=args.seed
+    )
     iqm = tables.iqm_table(table, args.n_boot, args.confidence, args.seed)
     verdicts, evidence = evaluate(predictions, runset, args.n_boot, args.seed)
     compared = set(pairs["arm_b"]) | set(pairs["arm_a"])

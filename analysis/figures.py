@@ -10,7 +10,8 @@
 - ``coupling_<source>.png``: the coupling-curve scatter: one point per AE run, trajectory-mean
   log lr against log 1/(1-beta1) (or momentum), per task and optimizer, the best quarter by the
   final metric outlined, with their Spearman correlation.
-- ``profile_<source>.png``: performance profiles (AlgoPerf, ERT, r_max = 4).
+- ``profile_<source>.png``: performance profiles (AlgoPerf, ERT, r_max = 4), each with its
+  stratified-bootstrap band (:func:`analysis.tables.profiles`).
 
 At most :data:`ARMS_PER_PAGE` arms share a figure; more arms continue on further pages.
 """
@@ -288,13 +289,20 @@ def profile_plots(profiles: pd.DataFrame, out: Path) -> list[Path]:
         colors = plt.get_cmap("tab10" if methods <= 10 else "tab20")
         for i, (method, m) in enumerate(g.groupby("method", sort=True)):
             m = m.sort_values("tau")
+            tau = m["tau"].to_numpy(float)
             ax.step(
-                m["tau"].astype(float),
-                m["rho"].astype(float),
-                where="post",
-                color=colors(i % 20),
-                label=str(method),
+                tau, m["rho"].to_numpy(float), where="post", color=colors(i % 20), label=str(method)
             )
+            if "rho_low" in m.columns and m["rho_low"].notna().any():
+                ax.fill_between(
+                    tau,
+                    m["rho_low"].to_numpy(float),
+                    m["rho_high"].to_numpy(float),
+                    step="post",
+                    color=colors(i % 20),
+                    alpha=0.15,
+                    lw=0,
+                )
         if float(g["rho"].max()) == 0:
             ax.text(
                 0.5,
@@ -308,7 +316,9 @@ def profile_plots(profiles: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("tau (ERT ratio to the fastest arm on the problem)")
         ax.set_ylabel("fraction of problems")
-        ax.set_title(f"Performance profiles [{ds}] (AlgoPerf, r_max = 4)")
+        ax.set_title(
+            f"Performance profiles [{ds}] (AlgoPerf, r_max = 4; bands: stratified-bootstrap CI)"
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
         fig.tight_layout()

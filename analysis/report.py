@@ -398,7 +398,9 @@ def comparisons_section(res: Results) -> str:
             f"Every AE arm against its `ae=off` arm, every knock-out against `ablation=none`; "
             f"diff > 0 means b is better: the Hodges-Lehmann estimate of the paired differences, "
             "on the log ratio for loss-like metrics (`scale`), with the interval its signed-rank "
-            "test inverts (at least 5 pairs). Holm over all "
+            "test inverts (at least 5 pairs); P(b better): the probability of improvement "
+            "(a random run of b better than a random run of a, ties half) with rliable's "
+            "stratified-bootstrap CI. Holm over all "
             f"{int(c['p'].notna().sum())} comparisons with a p-value in this report (an "
             "exploratory family, apart from the predictions)."
         )
@@ -412,13 +414,20 @@ def comparisons_section(res: Results) -> str:
                 r.label_b,
                 str(r.n),
                 interval(r.diff, r.ci_low, r.ci_high),
+                interval(
+                    getattr(r, "prob_improvement", None),
+                    getattr(r, "prob_improvement_low", None),
+                    getattr(r, "prob_improvement_high", None),
+                    3,
+                ),
                 pvalue(r.p),
                 pvalue(r.p_holm),
                 r.note,
             ]
             for r in c.itertuples()
         ]
-        head = ["data", "task", "metric", "a", "b", "n", "diff [CI]", "p", "p_holm", "note"]
+        head = ["data", "task", "metric", "a", "b", "n", "diff [CI]", "P(b better) [CI]"]
+        head += ["p", "p_holm", "note"]
         out.append(markdown(head, rows))
     if res.unpartnered:
         out += ["", "Not compared (no partner arm): " + "; ".join(res.unpartnered) + "."]
@@ -432,7 +441,8 @@ def across_section(res: Results) -> str:
         "positive metric to minimise, min-max over the problem's runs, a run without a final "
         "value at 0) with rliable's stratified bootstrap CI; performance profiles (AlgoPerf) on "
         "ERT with r_max = 4: rho(tau) is the fraction of problems an arm solves within tau "
-        "times the fastest arm's ERT."
+        f"times the fastest arm's ERT, with its {res.confidence:.0%} stratified-bootstrap CI "
+        "(the runs of each problem and arm resampled on their own)."
     )
     for ds in sorted(set(res.iqm.get("data_source", pd.Series(dtype=str)))):
         q = res.iqm[res.iqm["data_source"] == ds]
@@ -442,7 +452,13 @@ def across_section(res: Results) -> str:
             cells = [r.method, str(r.problems), str(r.runs), interval(r.iqm, r.ci_low, r.ci_high)]
             for tau in (1.0, 2.0, 4.0):
                 sel = p[(p["method"] == r.method) & ((p["tau"].astype(float) - tau).abs() < 1e-9)]
-                cells.append(num(sel["rho"].iloc[0], 3) if not sel.empty else "-")
+                if sel.empty:
+                    cells.append("-")
+                elif "rho_low" in sel.columns:
+                    x = sel.iloc[0]
+                    cells.append(interval(x["rho"], x["rho_low"], x["rho_high"], 3))
+                else:
+                    cells.append(num(sel["rho"].iloc[0], 3))
             rows.append(cells)
         head = ["method", "problems", "runs", "IQM [CI]", "rho(1)", "rho(2)", "rho(4)"]
         out += ["", f"### {ds}", "", markdown(head, rows)]

@@ -10,7 +10,7 @@
   of its own, apart from the predictions'.
 - :func:`time_to_target_table`: fraction reached and COCO's expected running time per arm.
 - :func:`profiles`: AlgoPerf performance profiles over problems (tasks with their ``task.*``
-  overrides), time = ERT, ``r_max`` = 4.
+  overrides), time = ERT, ``r_max`` = 4, each rho(tau) with its stratified-bootstrap CI.
 - :func:`iqm_table`: per method, the IQM over problems of normalised final scores with rliable's
   stratified bootstrap CI.
 
@@ -301,12 +301,80 @@ def time_to_target_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def profiles(ttt: pd.DataFrame, r_max: float = R_MAX, points: int = 61) -> pd.DataFrame:
+def _ert_cells(table: pd.DataFrame, ttt: pd.DataFrame) -> dict[tuple, tuple[np.ndarray, ...]]:
+    """Per (data source, problem, method) of ``ttt``: each run's cost (its hitting time, or the
+    steps it spent for a miss) and whether it hit, the inputs of COCO's ERT
+    (:func:`time_to_target_table`). Cells whose ERT is unknown (a miss without a budget) are
+    left out, as the profile leaves them out."""
+    cells = {}
+    keyed = ttt.set_index(ARM_KEYS)
+    for key, g in analysed(table).groupby(ARM_KEYS, sort=True):
+        if key not in keyed.index:
+            continue
+        row = keyed.loc[key]
+        if pd.isna(row["ert"]) or pd.isna(row["problem"]) or pd.isna(row["method"]):
+            continue
+        times = as_censored(g["ttt"])
+        hit = np.isfinite(times)
+        cost = np.where(hit, times, steps_spent(g))
+        cells[(key[0], row["problem"], row["method"])] = (cost, hit)
+    return cells
+
+
+def _profile_bands(
+    cells: dict[tuple, tuple[np.ndarray, ...]],
+    problems: list,
+    methods: list,
+    taus: np.ndarray,
+    r_max: float,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)``, each method x tau: rliable's stratified-bootstrap percentile interval
+    of rho(tau). A replicate resamples, with replacement, the runs of every (problem, method)
+    cell on its own (its run count kept), recomputes each cell's ERT (``inf`` without a
+    success) and the profile, exactly as the point estimate (:func:`profiles`)."""
+    rng = np.random.default_rng(seed)
+    ert = np.full((n_boot, len(problems), len(methods)), np.inf)
+    p_index = {p: i for i, p in enumerate(problems)}
+    m_index = {m: j for j, m in enumerate(methods)}
+    for (_, problem, method), (cost, hit) in cells.items():
+        idx = rng.integers(0, cost.size, size=(n_boot, cost.size))
+        succ = hit[idx].sum(1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reps = np.where(succ > 0, cost[idx].sum(1) / np.maximum(succ, 1), np.inf)
+        ert[:, p_index[problem], m_index[method]] = np.maximum(reps, 1.0)
+    best = ert.min(axis=2, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        ratio = ert / best
+    ratio[~np.isfinite(np.broadcast_to(best, ratio.shape)) | (ratio > r_max)] = np.inf
+    q = (1 - confidence) / 2
+    low = np.empty((len(methods), taus.size))
+    high = np.empty_like(low)
+    for k, tau in enumerate(taus):
+        rho = (ratio <= tau).mean(axis=1)  # replicate x method
+        low[:, k], high[:, k] = np.quantile(rho, [q, 1 - q], axis=0)
+    return low, high
+
+
+def profiles(
+    ttt: pd.DataFrame,
+    table: pd.DataFrame | None = None,
+    r_max: float = R_MAX,
+    points: int = 61,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
     """AlgoPerf performance profiles per data source, long format (``data_source``, ``method``,
     ``tau``, ``rho``): time = ERT per (problem, method), a target met at step 0 counted as one
-    step so that ratios are defined. Empty when no arm has a time."""
+    step so that ratios are defined. Empty when no arm has a time. With the runs ``table``,
+    also ``rho_low`` and ``rho_high``: the stratified-bootstrap ``confidence`` interval of each
+    rho(tau) (:func:`_profile_bands`, ``n_boot`` replicates, fixed ``seed``)."""
     out = []
     taus = np.linspace(1.0, r_max, points)
+    cells = _ert_cells(table, ttt) if table is not None else {}
     for ds, g in ttt.groupby("data_source", sort=True):
         frame = pd.DataFrame(
             {"task": g["problem"], "arm": g["method"], "time": np.maximum(g["ert"], 1.0)}
@@ -315,10 +383,23 @@ def profiles(ttt: pd.DataFrame, r_max: float = R_MAX, points: int = 61) -> pd.Da
             continue
         prof = performance_profile(frame, taus, r_max=r_max)
         long = prof.reset_index().melt(id_vars="arm", var_name="tau", value_name="rho")
+        if table is not None:
+            problems = sorted(frame["task"].unique(), key=str)
+            methods = list(prof.index)
+            mine = {k: v for k, v in cells.items() if k[0] == ds}
+            low, high = _profile_bands(
+                mine, problems, methods, taus, r_max, n_boot, confidence, seed
+            )
+            # melt stacks tau-major: every method at taus[0], then every method at taus[1], ...
+            long["rho_low"] = low.T.ravel()
+            long["rho_high"] = high.T.ravel()
         long.insert(0, "data_source", ds)
         out.append(long.rename(columns={"arm": "method"}))
     if not out:
-        return pd.DataFrame(columns=["data_source", "method", "tau", "rho"])
+        columns = ["data_source", "method", "tau", "rho"]
+        return pd.DataFrame(
+            columns=columns + (["rho_low", "rho_high"] if table is not None else [])
+        )
     return pd.concat(out, ignore_index=True)
 
 

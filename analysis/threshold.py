@@ -56,11 +56,18 @@ def _all_flips(n: int) -> np.ndarray:
     return np.where((codes >> np.arange(n)) & 1, 1.0, -1.0)
 
 
-def _flips(n: int, seed: int) -> np.ndarray:
-    if n <= EXACT_MAX_N:
-        return _all_flips(n)
+@lru_cache(maxsize=8)
+def _random_flips(n: int, seed: int) -> np.ndarray:
+    """:data:`N_FLIPS` seeded random sign vectors of length ``n`` (cached: every test of ``n``
+    pairs with one seed uses the same ones, as it did when they were drawn per call)."""
     rng = np.random.default_rng(seed)
-    return np.where(rng.random((N_FLIPS, n)) < 0.5, 1.0, -1.0)
+    flips = np.where(rng.random((N_FLIPS, n)) < 0.5, 1.0, -1.0)
+    flips.flags.writeable = False
+    return flips
+
+
+def _flips(n: int, seed: int) -> np.ndarray:
+    return _all_flips(n) if n <= EXACT_MAX_N else _random_flips(n, seed)
 
 
 def _prepared(d: np.ndarray, tie: np.ndarray | None) -> tuple[np.ndarray, float]:
@@ -75,29 +82,40 @@ def _prepared(d: np.ndarray, tie: np.ndarray | None) -> tuple[np.ndarray, float]
     return d, big
 
 
-def signed_rank_p(d: np.ndarray, t: float, seed: int = 0, tie: np.ndarray | None = None) -> float:
-    """One-sided p of ``H0: theta <= t`` against ``theta > t`` (module doc). ``tie`` marks pairs
-    that count as ``x_i = 0`` whatever ``t`` (both runs at the worst rank)."""
+def signed_rank_sides(
+    d: np.ndarray, t: float, seed: int = 0, tie: np.ndarray | None = None
+) -> tuple[float, float]:
+    """``(p_above, p_below)``: the one-sided p of ``H0: theta <= t`` against ``theta > t`` and
+    of the mirror ``H0: theta >= t`` (module doc), from one null distribution: flipping the
+    signs of every ``x_i`` negates the statistic and leaves the null (the same flips of the
+    same ranks) unchanged. ``tie`` marks pairs that count as ``x_i = 0`` whatever ``t`` (both
+    runs at the worst rank)."""
     x = np.asarray(d, float) - t
     x[np.asarray(d) == np.inf], x[np.asarray(d) == -np.inf] = np.inf, -np.inf
     if tie is not None:
         x[np.asarray(tie, bool)] = 0.0
     n = x.size
     if n == 0:
-        return math.nan
-    ranks = stats.rankdata(np.abs(x))
+        return math.nan, math.nan
     signs = np.sign(x)
     nz = signs != 0
     if not nz.any():
-        return 1.0
-    r = ranks[nz]
+        return 1.0, 1.0
+    r = stats.rankdata(np.abs(x))[nz]
     observed = float((signs[nz] * r).sum())
     flips = _flips(int(nz.sum()), seed)
     null = flips @ r
-    hits = int((null >= observed - 1e-9).sum())
+    above = int((null >= observed - 1e-9).sum())
+    below = int((null >= -observed - 1e-9).sum())
     if nz.sum() <= EXACT_MAX_N:
-        return hits / flips.shape[0]
-    return (1 + hits) / (1 + flips.shape[0])
+        return above / flips.shape[0], below / flips.shape[0]
+    return (1 + above) / (1 + flips.shape[0]), (1 + below) / (1 + flips.shape[0])
+
+
+def signed_rank_p(d: np.ndarray, t: float, seed: int = 0, tie: np.ndarray | None = None) -> float:
+    """One-sided p of ``H0: theta <= t`` against ``theta > t`` (module doc;
+    :func:`signed_rank_sides`)."""
+    return signed_rank_sides(d, t, seed, tie)[0]
 
 
 @lru_cache(maxsize=64)
@@ -168,8 +186,7 @@ def threshold_test(
     d = np.asarray(d, float)
     n = d.size
     est, lo, hi, level = walsh_interval(d, alpha, tie)
-    p_above = signed_rank_p(d, threshold, seed, tie)
-    p_below = signed_rank_p(-d, -threshold, seed, tie)
+    p_above, p_below = signed_rank_sides(d, threshold, seed, tie)
     kind = "exact" if n <= EXACT_MAX_N else f"{N_FLIPS} flips"
     return ThresholdTest(
         n=n,
