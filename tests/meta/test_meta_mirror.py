@@ -21,7 +21,7 @@ STEPS, D = 120, 10
 F64 = torch.float64
 
 
-def _cfg() -> AEConfig:
+def _cfg(follow_shrink: bool = False) -> AEConfig:
     cfg = AEConfig()
     cfg.enabled = True
     cfg.laws.noise = False
@@ -29,6 +29,9 @@ def _cfg() -> AEConfig:
     cfg.budget.clip = 0.0
     cfg.gauge.delay = 20
     cfg.gauge.warmup = 20
+    if follow_shrink:  # AE-5 shrinks alpha often (50x over the run, inside its box)
+        cfg.gauge.follow_shrink = True
+        cfg.resonance.v_max = 0.3
     return cfg
 
 
@@ -48,14 +51,14 @@ def _stream() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     return xs, [x @ a + 0.1 * torch.randn(32, 1, generator=g, dtype=F64) for x in xs]
 
 
-def _controller(opt: str, lr: float) -> list[tuple[float, ...]]:
+def _controller(opt: str, lr: float, follow: bool) -> list[tuple[float, ...]]:
     xs, ys = _stream()
     model = _Linear()
     if opt == "sgdm":
         optim = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     else:
         optim = torch.optim.Adam(model.parameters(), lr=lr)
-    ctl = AEControl(optim, _cfg(), seed=0)
+    ctl = AEControl(optim, _cfg(follow), seed=0)
     out = []
     for x, y in zip(xs, ys, strict=True):
         loss = ((model(x) - y) ** 2).mean()
@@ -69,9 +72,9 @@ def _controller(opt: str, lr: float) -> list[tuple[float, ...]]:
     return out
 
 
-def _inner(opt: str, lr: float) -> tuple[list[tuple[float, ...]], dict]:
+def _inner(opt: str, lr: float, follow: bool) -> tuple[list[tuple[float, ...]], dict]:
     xs, ys = _stream()
-    cfg = _cfg()
+    cfg = _cfg(follow)
     spec = OptSpec(opt, lr=lr)
     gains = all_gains(cfg, spec.kinds, {})
     st = init_state({"w": torch.zeros(D, 1, dtype=F64)}, spec, cfg)
@@ -91,10 +94,12 @@ def _chart(kind_index: int, v: float) -> float:
     return math.log(v) if kind_index in (0, 3) else -math.log1p(-v)  # lr, eps | betas
 
 
-@pytest.mark.parametrize(("opt", "lr"), [("sgdm", 0.05), ("adam", 0.01)])
-def test_inner_loop_matches_the_controller(opt: str, lr: float) -> None:
-    ctl = _controller(opt, lr)
-    inner, st = _inner(opt, lr)
+@pytest.mark.parametrize(
+    ("opt", "lr", "follow"), [("sgdm", 0.05, False), ("adam", 0.01, False), ("sgdm", 0.05, True)]
+)
+def test_inner_loop_matches_the_controller(opt: str, lr: float, follow: bool) -> None:
+    ctl = _controller(opt, lr, follow)
+    inner, st = _inner(opt, lr, follow)
     worst = max(
         abs(_chart(i, a) - _chart(i, b))
         for ra, rb in zip(ctl, inner, strict=True)
@@ -104,3 +109,5 @@ def test_inner_loop_matches_the_controller(opt: str, lr: float) -> None:
     assert abs(math.log(ctl[-1][0] / lr)) > 1e-3  # the laws moved the lr: a real comparison
     if opt == "sgdm":
         assert st["qstar"] is not None  # the gauge calibrated and acted in the run
+    if follow:
+        assert st["shrink_log"] > 0.1  # the target followed the shrink
