@@ -712,6 +712,12 @@ def _source_dataclass(target: str) -> type | None:
     if not any((_dotted(d.func if isinstance(d, ast.Call) else d) or "").endswith("dataclass")
                for d in node.decorator_list):  # fmt: skip
         return None
+    bases = []
+    for base in node.bases:
+        resolved = _resolve_name(where, tree, _dotted(base) or "")
+        nested = _source_dataclass(resolved) if resolved else None
+        if nested is not None:
+            bases.append(nested)
     fields: list[tuple[str, Any, Any]] = []
     for stmt in node.body:
         if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
@@ -723,7 +729,7 @@ def _source_dataclass(target: str) -> type | None:
             field(default=MISSING) if stmt.value is None else _field_spec(stmt.value, where, tree)
         )
         fields.append((stmt.target.id, kind, spec))
-    return dataclasses.make_dataclass(name, fields)
+    return dataclasses.make_dataclass(name, fields, bases=tuple(bases))
 
 
 def _field_spec(value: ast.expr, module: str, tree: ast.Module) -> Any:

@@ -122,16 +122,16 @@ def _name(cfg: DictConfig, group: str) -> str:
     return option_name(cfg, group)
 
 
-def _ae_optimizers(cfg: DictConfig) -> str:
-    """The optimizer options AE binds (every option of the config tree whose optimizer does not
-    set its own step size), for the message that refuses one that does."""
+def _options(group: str, keep: Callable[[str], bool]) -> str:
+    """The options of ``group`` in the config tree whose ``_target_`` passes ``keep``, for a
+    message that names what would do (read from the tree: the core keeps no list of them)."""
     import yaml
 
     from aebench.paths import config_dir
-    from aebench.schema import SCHEMAS, traits_of
+    from aebench.schema import SCHEMAS
 
     names = []
-    for path in sorted((config_dir() / "optimizer").glob("*.yaml")):
+    for path in sorted((config_dir() / group).glob("*.yaml")):
         try:
             option = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError):
@@ -139,11 +139,29 @@ def _ae_optimizers(cfg: DictConfig) -> str:
         target = option.get("_target_")
         for entry in option.get("defaults") or []:
             kind = str(entry).split("@", 1)[0].rpartition("/")[2]
-            if target is None and str(entry).startswith("/schema/optimizer/"):
-                target = getattr(SCHEMAS["optimizer"].get(kind), "_target_", None)
-        if target is not None and not traits_of(target).get("self_tuning"):
+            if target is None and str(entry).startswith(f"/schema/{group}/"):
+                target = getattr(SCHEMAS[group].get(kind), "_target_", None)
+        if target is not None and keep(str(target)):
             names.append(path.stem)
     return ", ".join(names)
+
+
+def _ae_optimizers() -> str:
+    from aebench.schema import traits_of
+
+    return _options("optimizer", lambda t: not traits_of(t).get("self_tuning"))
+
+
+def _fixed_schedules(own_lr: bool) -> str:
+    """The schedules an optimizer that sets its own step size takes: those that keep the lr
+    constant if it keeps its own lr, else every one but a range test."""
+    from aebench.schema import plugin_info, traits_of
+
+    if own_lr:
+        return _options("schedule", lambda t: bool(traits_of(t).get("constant_lr")))
+    return _options(
+        "schedule", lambda t: "range_test" not in getattr(plugin_info(t), "methods", ())
+    )
 
 
 def _check_choices(cfg: DictConfig) -> None:
@@ -176,7 +194,7 @@ def _check_lr_owners(cfg: DictConfig) -> None:
         if cfg.ae.enabled:
             raise ConfigError(
                 f"ae=on with optimizer={name}: it sets its own step size, AE has no binding for "
-                f"it; AE runs with {_ae_optimizers(cfg)} (or use ae=off)"
+                f"it; AE runs with {_ae_optimizers()} (or use ae=off)"
             )
         if swarm:
             raise ConfigError(
@@ -184,15 +202,14 @@ def _check_lr_owners(cfg: DictConfig) -> None:
                 "use swarm=off"
             )
         if range_test:
-            fixed = "constant" if opt.get("own_lr") else "constant, cosine, step or onecycle"
             raise ConfigError(
                 f"schedule={schedule} with optimizer={name}: it sets its own step size, a range "
-                f"test cannot tune it; use schedule={fixed}"
+                f"test cannot tune it; use schedule={_fixed_schedules(bool(opt.get('own_lr')))}"
             )
         if opt.get("own_lr") and not sched.get("constant_lr"):
             raise ConfigError(
                 f"schedule={schedule} with optimizer={name}: it keeps its own lr; use "
-                "schedule=constant"
+                f"schedule={_fixed_schedules(True)}"
             )
     if range_test:
         if es:

@@ -52,7 +52,6 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import torch
 from torch import nn
@@ -61,7 +60,7 @@ from torch.nn import functional as F
 from aebench.task import ConfigError, Task
 from tasks.cifar_models import MODELS, build_cifar_model
 from tasks.corruptions import CLEAN, CORRUPTIONS, corrupt
-from tasks.hf_data import DataSpec, DataUnavailable, load_splits, require_columns
+from tasks.hf_data import DataSpec, DataUnavailable, ImageData, load_splits, require_columns
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +162,7 @@ class CifarCorruptionsTask(Task):
         n_train: int | None = None,
         n_test: int | None = None,
         rolling: int = 50,
-        data: dict[str, Any] | None = None,
+        data: ImageData | None = None,  # the shape of the dict it receives
     ) -> None:
         super().__init__(seed, batch_size, loss_scale)
         data = dict(data or {})

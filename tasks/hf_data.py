@@ -24,7 +24,7 @@ import socket
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -60,6 +60,25 @@ class DataSpec:
             raise ConfigError(
                 f"task.data.source={self.source}: must be one of {', '.join(allowed)}"
             )
+
+
+@dataclass(frozen=True)
+class ImageData(DataSpec):
+    """The shape of an image task's ``task.data`` (``cifar_corruptions``): the config schema
+    reads it from here (aebench.schema); the task receives a dict."""
+
+    image_column: str = "img"
+    label_column: str = "label"
+
+
+@dataclass(frozen=True)
+class TextData(DataSpec):
+    """The shape of a text task's ``task.data`` (``wikitext``; ``files`` and ``val_every`` for
+    ``source=text_files``, tasks/text_files.py)."""
+
+    text_column: str = "text"
+    files: list[str] = field(default_factory=list)
+    val_every: int = 10
 
 
 def how_to_provide(spec: DataSpec, what: str) -> str:

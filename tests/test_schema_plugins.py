@@ -1,0 +1,213 @@
+"""Plug-ins describe themselves (issue 16, item 1): their traits and their config schema are read
+from their own source (aebench.schema.plugin_info, constructor_schema), without importing them,
+and the core's checks act on those declarations rather than on names it keeps."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+from omegaconf import MISSING, OmegaConf, open_dict
+
+from aebench.schema import TaskConfig, constructor_schema, plugin_info, traits_of
+from aebench.validation import ConfigError, is_es_optimizer, validate_config
+from tests.helpers import ROOT, compose_config
+
+#: a plug-in package whose modules fail if imported: only a reader of the source can see them
+TOY = {
+    "toy_plugins/__init__.py": 'raise RuntimeError("imported")\nfrom .opt import Tuned\n',
+    "toy_plugins/base.py": textwrap.dedent(
+        """
+        raise RuntimeError("imported")
+        from typing import ClassVar
+
+        class SelfTuning:
+            self_tuning: ClassVar[bool] = True
+        """
+    ),
+    "toy_plugins/opt.py": textwrap.dedent(
+        """
+        raise RuntimeError("imported")
+        from toy_plugins.base import SelfTuning
+
+        ALLOWED = ("a", "b")
+
+        class Tuned(SelfTuning):
+            own_lr = True
+            choices = {"mode": ALLOWED}
+            not_a_trait = 3
+
+        class Evolution:
+            def ask(self): ...
+            def tell(self, fitness): ...
+
+        def flat(optimizer, total_steps): ...
+        flat.constant_lr = True
+        """
+    ),
+    "toy_plugins/task.py": textwrap.dedent(
+        """
+        raise RuntimeError("imported")
+        from collections.abc import Sequence
+        from dataclasses import dataclass, field
+        from typing import Any
+
+        from aebench.task import Task
+
+        SIZES = (8, 8)
+
+        @dataclass
+        class Phase:
+            scale: float = 1.0
+            length: float | None = None
+
+        @dataclass
+        class Drift:
+            every: int = 4
+            phases: list[Phase] = field(default_factory=list)
+
+        class Toy(Task):
+            def __init__(self, seed: int, batch_size: int = 4, loss_scale: float = 1.0,
+                         dim: int = 3, sizes: Sequence[int] = SIZES, noise: float | None = None,
+                         mode: str = "a", data: dict[str, Any] | None = None,
+                         drift: Drift | None = None, flag: bool = False, free=None) -> None:
+                ...
+        """
+    ),
+}
+
+
+@pytest.fixture
+def toy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name, text in TOY.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_traits_are_read_from_the_source_with_inheritance_and_re_exports(toy: Path) -> None:
+    tuned = plugin_info("toy_plugins.Tuned")  # re-exported by the package's __init__
+    assert tuned is not None
+    assert tuned.traits == {"self_tuning": True, "own_lr": True, "choices": {"mode": ("a", "b")}}
+    evolution = plugin_info("toy_plugins.opt.Evolution")
+    assert evolution is not None and evolution.es and evolution.traits == {}
+    assert traits_of("toy_plugins.opt.flat") == {"constant_lr": True}
+    assert plugin_info("toy_plugins.opt.Missing") is None
+    assert plugin_info("no_such_package.Thing") is None
+    assert "toy_plugins" not in sys.modules  # nothing was imported
+
+
+def test_the_package_plugins_declare_their_traits() -> None:
+    assert traits_of("baselines.hypergradient.SGDHD") == {"self_tuning": True, "own_lr": True}
+    assert traits_of("baselines.lr_free.schedulefree_adamw") == {
+        "self_tuning": True,
+        "own_lr": True,
+    }
+    assert traits_of("baselines.schedules.constant") == {"constant_lr": True}
+    assert traits_of("baselines.schedules.cosine") == {}
+    finder = plugin_info("baselines.lr_finder.LRFinderSchedule")
+    assert finder is not None and "range_test" in finder.methods
+    assert finder.traits["choices"] == {"suggestion": ("min_div10", "steepest"),
+                                        "then": ("constant", "cosine")}  # fmt: skip
+    for es in ("baselines.es.OpenAIES", "baselines.es.EGGROLL", "baselines.es.CMAES"):
+        assert plugin_info(es).es, es
+    assert not plugin_info("torch.optim.AdamW").es
+    assert traits_of("torch.optim.AdamW") == {}
+    assert traits_of("prodigyopt.Prodigy") == {"self_tuning": True}  # from its schema
+    rule = plugin_info("aebench.swarm.scheduler.AESwarmRule")
+    assert rule is not None and rule.traits["needs_ae"] is True
+
+
+def test_reading_the_traits_imports_no_torch() -> None:
+    code = (
+        "import sys\n"
+        "from aebench.schema import plugin_info, traits_of\n"
+        "assert plugin_info('baselines.es.OpenAIES').es\n"
+        "assert traits_of('baselines.hypergradient.AdamHD')['self_tuning']\n"
+        "assert traits_of('torch.optim.SGD') == {}\n"
+        "assert 'torch' not in sys.modules and 'baselines' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_task_schema_is_its_constructor(toy: Path) -> None:
+    schema = constructor_schema("toy_plugins.task.Toy", TaskConfig, ("seed",), "toy_task")
+    assert schema is not None and issubclass(schema, TaskConfig)
+    own = {f.name: f for f in dataclasses.fields(schema)}
+    base = {f.name for f in dataclasses.fields(TaskConfig)}
+    assert set(own) - base == {"dim", "sizes", "noise", "mode", "data", "drift", "flag", "free"}
+    assert own["dim"].type is int and own["dim"].default == 3
+    assert own["sizes"].type == list[int] and own["sizes"].default_factory() == [8, 8]
+    assert own["noise"].type == Optional[float] and own["noise"].default is None  # noqa: UP045
+    assert own["mode"].type is str and own["flag"].type is bool
+    assert own["data"].type is Any and own["free"].type is Any
+    node = OmegaConf.structured(schema)
+    assert OmegaConf.is_missing(node, "name")  # harness keys stay the harness's
+    assert node.drift is None
+    node = OmegaConf.merge(node, {"drift": {"every": 2, "phases": [{"scale": 3}]}})  # as a YAML
+    drift = OmegaConf.to_container(node.drift)
+    assert drift == {"every": 2, "phases": [{"scale": 3.0, "length": None}]}
+    with pytest.raises(Exception, match="dim"):
+        node.dim = "abc"  # typed by the annotation
+
+
+def test_every_task_option_has_its_constructor_as_schema() -> None:
+    from aebench.paths import config_dir
+    from aebench.schema import derived_task_schemas
+
+    schemas = derived_task_schemas(config_dir())
+    assert {"regression", "rosenbrock", "cartpole_drift", "gated_depth"} <= set(schemas)
+    fields = {f.name: f for f in dataclasses.fields(schemas["regression"])}
+    assert fields["hidden"].type == list[int] and fields["noise"].type is float
+    drift = {f.name: f for f in dataclasses.fields(schemas["cartpole_drift"])}["drift"]
+    assert dataclasses.is_dataclass(drift.type.__args__[0])  # Optional[RewardDrift]
+    assert MISSING not in (fields["in_dim"].default, fields["n_train"].default)
+
+
+def _with_optimizer(target: str, *overrides: str) -> Any:
+    cfg, _ = compose_config(["optimizer=sgd", *overrides])
+    with open_dict(cfg):
+        cfg.optimizer._target_ = target
+    return cfg
+
+
+def test_a_declared_trait_is_enforced_for_an_optimizer_the_core_does_not_know(toy: Path) -> None:
+    with pytest.raises(ConfigError, match="ae=on with optimizer=Tuned: it sets its own step"):
+        validate_config(_with_optimizer("toy_plugins.Tuned", "ae=on"))
+    with pytest.raises(ConfigError, match="schedule=cosine with optimizer=Tuned: it keeps its"):
+        validate_config(_with_optimizer("toy_plugins.Tuned", "schedule=cosine"))
+    validate_config(_with_optimizer("toy_plugins.Tuned"))  # schedule=constant: fine
+    cfg = _with_optimizer("toy_plugins.opt.Evolution")
+    assert is_es_optimizer(cfg.optimizer)
+    with pytest.raises(ConfigError, match="swarm with optimizer._target_=toy_plugins.opt.Evol"):
+        validate_config(_with_optimizer("toy_plugins.opt.Evolution", "swarm=pbt"))
+
+
+def test_the_checks_name_no_plugin() -> None:
+    """validation, preflight, runner and the swarm check hold no optimizer, schedule, task or
+    rule name: every option of conf/ and every plug-in module path is absent from their code."""
+    import io
+    import tokenize
+
+    groups = ("task", "optimizer", "schedule")
+    names = {p.stem for g in groups for p in (ROOT / "conf" / g).glob("*.yaml")}
+    names -= {"step"}  # a schedule option, and the word every training loop uses
+    for rel in ("aebench/validation.py", "aebench/preflight.py", "aebench/runner.py",
+                "aebench/swarm/config.py"):  # fmt: skip
+        source = (ROOT / rel).read_text()
+        code = [
+            t.string.strip("\"'")
+            for t in tokenize.generate_tokens(io.StringIO(source).readline)
+            if t.type == tokenize.STRING and not t.string.startswith(('"""', "'''"))
+        ]
+        named = [s for s in code if s in names or s.startswith(("baselines.", "tasks."))]
+        if rel == "aebench/swarm/config.py":  # the rule schemas' targets (still its schemas)
+            named = [s for s in named if not s.startswith("baselines.pbt.")]
+        assert not named, (rel, named)
