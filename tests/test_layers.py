@@ -117,3 +117,20 @@ def test_the_readme_is_a_front_door() -> None:
         assert missing == [], f"{page.relative_to(ROOT)} links to missing pages: {missing}"
         text = page.read_text()
         assert "DESIGN.md" not in text and "AE_READINGS" not in text
+
+
+# ------------------------------------------------------------------------ one recorder base
+def test_one_recorder_base_class() -> None:
+    """The single run's recorder and the population's share one base (aebench.recorder.Recorder):
+    the curve bookkeeping (time-to-target, best, AUC, lr cliffs) is defined once in the core."""
+    defined: dict[str, list[str]] = {}
+    bases: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "aebench").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases[node.name] = [ast.unparse(b) for b in node.bases]
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef) and item.name in ("auc", "_track"):
+                        defined.setdefault(item.name, []).append(f"{path.name}:{node.name}")
+    assert defined == {"auc": ["recorder.py:Recorder"], "_track": ["recorder.py:Recorder"]}
+    assert bases["RunRecorder"] == ["Recorder"] and bases["SwarmCallback"] == ["Recorder"]

@@ -210,4 +210,6 @@ def test_the_checks_name_no_plugin() -> None:
         named = [s for s in code if s in names or s.startswith(("baselines.", "tasks."))]
         if rel == "aebench/swarm/config.py":  # the rule schemas' targets (still its schemas)
             named = [s for s in named if not s.startswith("baselines.pbt.")]
+        if rel == "aebench/runner.py":  # the record's range-test fields (docs/records.md), a
+            named = [s for s in named if s != "lr_finder"]  # seed stream: not a plug-in's name
         assert not named, (rel, named)
