@@ -118,7 +118,7 @@ def problems(root: Path = ROOT) -> list[str]:
                 ref = match.group(1).rstrip(".")
                 if PATTERN.search(ref) or ref.startswith(GENERATED) or ref in WRITTEN:
                     continue
-                if not (root / ref).exists():
+                if not ((root / ref).exists() or (root / f"{ref}.py").exists()):  # a module too
                     bad.append(f"{where}:{line_no}: {ref} does not exist")
             for match in BARE.finditer(line):
                 if not (root / match.group(1)).exists():
