@@ -104,8 +104,15 @@ def running_median(x: np.ndarray, h: int) -> np.ndarray:
     x = x.astype(float)
     if h <= 0 or n < 3:
         return x
-    pad = np.concatenate([np.full(h, np.nan), x, np.full(h, np.nan)])
-    out = np.nanmedian(np.lib.stride_tricks.sliding_window_view(pad, 2 * h + 1), axis=1)
+    if np.isfinite(x).all():
+        # full windows in the interior (no padding needed); the ends are set below
+        out = np.empty(n)
+        if n >= 2 * h + 1:
+            windows = np.lib.stride_tricks.sliding_window_view(x, 2 * h + 1)
+            out[h : n - h] = np.median(windows, axis=1)
+    else:
+        pad = np.concatenate([np.full(h, np.nan), x, np.full(h, np.nan)])
+        out = np.nanmedian(np.lib.stride_tricks.sliding_window_view(pad, 2 * h + 1), axis=1)
     for i in range(min(h, n)):
         for j in (i, n - 1 - i):
             k = min(j, n - 1 - j)

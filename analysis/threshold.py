@@ -46,7 +46,10 @@ from scipy import stats
 MIN_PAIRS = 5
 #: random sign flips beyond the exact range
 N_FLIPS = 20_000
+#: every flip enumerated up to this many non-zero differences ...
 EXACT_MAX_N = 12
+#: ... and the exact null by convolution (:func:`_exact_sides`) up to this many
+EXACT_DP_MAX_N = 400
 
 
 @lru_cache(maxsize=16)
@@ -102,14 +105,36 @@ def signed_rank_sides(
     if not nz.any():
         return 1.0, 1.0
     r = stats.rankdata(np.abs(x))[nz]
+    m = int(nz.sum())
+    if EXACT_MAX_N < m <= EXACT_DP_MAX_N:
+        return _exact_sides(r, signs[nz] > 0)
     observed = float((signs[nz] * r).sum())
-    flips = _flips(int(nz.sum()), seed)
+    flips = _flips(m, seed)
     null = flips @ r
     above = int((null >= observed - 1e-9).sum())
     below = int((null >= -observed - 1e-9).sum())
-    if nz.sum() <= EXACT_MAX_N:
+    if m <= EXACT_MAX_N:
         return above / flips.shape[0], below / flips.shape[0]
     return (1 + above) / (1 + flips.shape[0]), (1 + below) / (1 + flips.shape[0])
+
+
+def _exact_sides(ranks: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """``(p_above, p_below)`` of the signed-rank statistic under all ``2^m`` sign flips,
+    without enumerating them: ``T = 2 P - S`` with ``P`` the sum of the ranks flipped
+    positive and ``S`` the sum of all, and ``P``'s null distribution is the subset-sum
+    distribution of the ranks (doubled: average ranks are multiples of 1/2), built by one
+    convolution step per rank. Equal to the enumeration (:func:`_all_flips`) for any ``m``."""
+    w = np.rint(2.0 * ranks).astype(np.int64)
+    total = int(w.sum())
+    counts = np.zeros(total + 1)
+    counts[0] = 1.0
+    top = 0
+    for wi in w.tolist():
+        counts[wi : top + wi + 1] += counts[: top + 1].copy()
+        top += wi
+    tail = np.minimum(np.cumsum(counts[::-1])[::-1] / counts.sum(), 1.0)  # P(P >= k)
+    observed = int(w[positive].sum())
+    return float(tail[observed]), float(tail[total - observed])
 
 
 def signed_rank_p(d: np.ndarray, t: float, seed: int = 0, tie: np.ndarray | None = None) -> float:
@@ -187,7 +212,7 @@ def threshold_test(
     n = d.size
     est, lo, hi, level = walsh_interval(d, alpha, tie)
     p_above, p_below = signed_rank_sides(d, threshold, seed, tie)
-    kind = "exact" if n <= EXACT_MAX_N else f"{N_FLIPS} flips"
+    kind = "exact" if n <= EXACT_DP_MAX_N else f"{N_FLIPS} flips"
     return ThresholdTest(
         n=n,
         estimate=est,

@@ -122,6 +122,12 @@ def write_one(
         incidents=Incidents(),
         versions={},
         git={"commit": None, "dirty": None},
+        # the AE controller's summary (aebench/ae/controller.py), read by the knock-out report
+        extra={
+            "ae": {"guard_mean": [0.1 + 0.4 * (ablation == "no_noise")], "budget_mult_mean": [0.9]}
+        }
+        if ae
+        else {},  # fmt: skip
     ).write(folder)
     buf = CurveBuffer()
     for k in range(rows):

@@ -165,3 +165,24 @@ def test_a_relative_effect_with_zeros_uses_the_linear_form_of_the_claim() -> Non
     compare_values(ev, a, b, "decrease", "relative", 5, ALPHA, 0)
     assert ev.effect_kind.startswith("relative as") and ev.p == pytest.approx(1 / 256)
     assert ev.ci_low > 0
+
+
+def test_the_exact_null_by_convolution_equals_the_enumeration_beyond_12_pairs() -> None:
+    from scipy import stats
+
+    from analysis.threshold import _all_flips, _exact_sides, signed_rank_sides
+
+    rng = np.random.default_rng(7)
+    for n in (13, 15):
+        d = np.round(rng.normal(0.3, 1, n), 1)  # ties in |d|
+        d[d == 0] = 0.05
+        r = stats.rankdata(np.abs(d))
+        null = _all_flips(n) @ r
+        observed = float((np.sign(d) * r).sum())
+        above, below = _exact_sides(r, d > 0)
+        assert above == pytest.approx((null >= observed - 1e-9).mean(), abs=1e-12)
+        assert below == pytest.approx((null >= -observed - 1e-9).mean(), abs=1e-12)
+        assert signed_rank_sides(d, 0.0) == (above, below)
+    # large n: p-values stay in [0, 1] and the test says it is exact
+    res = threshold_test(rng.normal(size=100), 0.0, 0.05)
+    assert 0 <= res.p_above <= 1 and 0 <= res.p_below <= 1 and "exact" in res.test
