@@ -108,6 +108,9 @@ class GroupState:
     rise: float = 0.0
     pnorm: float = float("nan")  # ||P g_t||
     gauge: GaugeState = field(default_factory=GaugeState)
+    #: ``params`` as Python floats: the law arithmetic of an update runs on these
+    #: (:func:`aebench.ae.laws.coefficient_step_floats`, issue 15)
+    fparams: L.FloatParams | None = None
     #: the AE-6 multiplier 1/sqrt(1 + lambda) of the latest update, and running sums of it and
     #: of the AE-10 guard over updates (their means go to the record: knock-outs that differ
     #: there are confounded through AE-6/AE-10)
@@ -252,6 +255,7 @@ class AEControl:
             gauge=GaugeState(ref_alpha=reference_lr(group, alpha0)),
             kinds=kinds,
             params=params,
+            fparams=L.FloatParams.of(params),
             base=base,
             written={k: None for k in keys},
             delta=[0.0] * len(kinds),
@@ -438,8 +442,6 @@ class AEControl:
             zbar_l.append(zb if c.prior is None else min(max(to_chart(k, c.prior, c.lo), lo), hi))
             lo_l.append(lo)
             hi_l.append(hi)
-        dt = torch.float64
-        z, zbar, lo_t, hi_t = (torch.tensor(x, dtype=dt) for x in (z_l, zbar_l, lo_l, hi_l))
         sig = L.Signals(
             T=self.loss.T,
             V=self.loss.V,
@@ -449,25 +451,12 @@ class AEControl:
             gamma=usable(gs.gauge.x),
             gamma_star=usable(gs.gauge.target),
         )
-        res = L.coefficient_step(
-            z,
-            zbar,
-            lo_t,
-            hi_t,
-            sig,
-            gs.lam,
-            gs.guard,
-            gs.params,
-            cfg.laws,
-            cfg,
-            dt=float(cfg.every),
-        )
-        z_new = res.z.tolist()
+        z_new, new_lam, shrink, coupling, psi = self._laws(gs, z_l, zbar_l, lo_l, hi_l, sig)
         gs.budget_mult = 1.0 / math.sqrt(1.0 + gs.lam) if cfg.laws.budget else 1.0
         gs.budget_sum += gs.budget_mult
-        gs.lam = float(res.lam)
-        gs.shrink = float(res.shrink)
-        gs.coupling_alpha = float(res.coupling[kinds.index("alpha")]) if "alpha" in kinds else 0.0
+        gs.lam = float(new_lam)
+        gs.shrink = float(shrink)
+        gs.coupling_alpha = float(coupling[kinds.index("alpha")]) if "alpha" in kinds else 0.0
         if gs.shrink > 0.5:
             gs.shrinks += 1
         if cfg.gauge.follow_shrink and cfg.laws.resonance and "alpha" in kinds:
@@ -497,18 +486,8 @@ class AEControl:
                 self._write(group, gs, key, value)
             gs.written[key] = self._read(group, gs, key)
         # AE-10: energy (always logged) and guard (only with the lyapunov law on)
-        psi = 0.0
-        if cfg.laws.barrier:
-            psi = float(
-                L.barrier_potential(
-                    res.z, lo_t, hi_t, cfg.barrier.mu, cfg.barrier.width, gs.params.lower
-                )
-            )
         level_rel = self.loss.level / (self.level0 or 1.0)
-        ez, ezbar = self._energy_coordinates(gs, z_new, zbar_l)
-        energy = float(
-            L.lyapunov_energy(level_rel, ez, ezbar, gs.params.m, cfg.lyapunov.weight, psi)
-        )
+        energy = self._lyapunov(gs, level_rel, z_new, zbar_l, psi)
         k = cfg.every
         if gs.energy is not None and math.isfinite(energy):
             # per-step increment, windowed in updates (k steps each)
@@ -523,9 +502,47 @@ class AEControl:
         gs.guard_sum += gs.guard
         gs.n_updates += 1
 
+    def _laws(
+        self,
+        gs: GroupState,
+        z: list[float],
+        zbar: list[float],
+        lo: list[float],
+        hi: list[float],
+        sig: L.Signals,
+    ) -> tuple[list[float], float, float, list[float], float]:
+        """The law arithmetic of one update on Python floats (AE-2..AE-8, AE-6's dual step):
+        ``(z_new, lambda, shrink, C zeta, psi_Omega(z_new))``. The tensor composition
+        :func:`aebench.ae.laws.coefficient_step` is the same arithmetic (the reference,
+        tests/ae/test_fast_path.py); a handful of coefficients make ~150 tiny tensor ops cost
+        more than the laws, so the controller runs them as floats (issue 15)."""
+        cfg = self.cfg
+        p = gs.fparams
+        assert p is not None
+        res = L.coefficient_step_floats(
+            z, zbar, lo, hi, sig, gs.lam, gs.guard, p, cfg.laws, cfg, dt=float(cfg.every)
+        )
+        psi = 0.0
+        if cfg.laws.barrier:
+            psi = L.barrier_potential_floats(
+                res.z, lo, hi, cfg.barrier.mu, cfg.barrier.width, p.lower
+            )
+        return res.z, res.lam, res.shrink, res.coupling, psi
+
+    def _lyapunov(
+        self, gs: GroupState, level_rel: float, z: list[float], zbar: list[float], psi: float
+    ) -> float:
+        """AE-10's energy V_t of the new coefficients (:func:`aebench.ae.laws.lyapunov_energy`
+        on floats)."""
+        ez, ezbar = self._energy_coordinates(gs, z, zbar)
+        assert gs.fparams is not None
+        return L.lyapunov_energy_floats(
+            level_rel, ez, ezbar, gs.fparams.m, self.cfg.lyapunov.weight, psi
+        )
+
     def _energy_coordinates(
         self, gs: GroupState, z: list[float], zbar: list[float]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[list[float], list[float]]:
         """The coordinates AE-10's distance ``||a - a_bar||_M`` is measured in: the chart for
         alpha, betas, eps and es_sigma (log-type deviations from a positive prior), and for the
         kinds whose floor means "off" (sigma, weight decay, l1, dropout) the coefficient's own
@@ -540,8 +557,7 @@ class AEControl:
                 width = c.hi - c.lo
                 ez[j] = from_chart(k, z[j], c.lo) / width
                 ezbar[j] = from_chart(k, zbar[j], c.lo) / width
-        dt = torch.float64
-        return torch.tensor(ez, dtype=dt), torch.tensor(ezbar, dtype=dt)
+        return ez, ezbar
 
     def _alpha_in_effect(self, group: dict, gs: GroupState) -> tuple[float, float]:
         """``(alpha in effect, its base)``: the lr the coming step applies if AE writes nothing

@@ -485,3 +485,243 @@ def coefficient_step(
             new_lam = dual_update(lam, e, cfg.budget.B, dt * cfg.budget.eta_lambda)
     cz = coupling_term(p.C, z, zbar) if laws.coupling else torch.zeros_like(z)
     return StepResult(z=z_new, step=step, energy=energy, lam=new_lam, shrink=shrink, coupling=cz)
+
+
+# ----------------------------------------------------------------------------- float path
+# The controller's per-update arithmetic on plain Python floats (issue 15): a param group has a
+# handful of coefficients, for which ~150 tiny float64 tensor ops cost more than the laws
+# themselves. Same equations, same order of operations as the tensor functions above (which
+# stay the reference and carry AE-9's differentiability: aebench.meta, tests/ae/test_ae9_smooth);
+# tests/ae/test_fast_path.py replays both paths and checks every coefficient to 1e-12.
+def _exp(x: float) -> float:
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+def _sigmoid(x: float) -> float:
+    if x != x:
+        return x
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _softplus(x: float) -> float:
+    # torch.nn.functional.softplus (beta 1, threshold 20)
+    return x if x > 20.0 else math.log1p(_exp(x))
+
+
+def _is_finite(x: float) -> bool:
+    return not (math.isinf(x) or x != x)
+
+
+@dataclass
+class FloatParams:
+    """:class:`LawParams` as Python lists (one entry per kind; ``W`` and ``C`` as rows)."""
+
+    W: list[list[float]]
+    leak: list[float]
+    C: list[list[float]]
+    tau: list[float]
+    w_m: list[float]
+    kappa: list[float]
+    m: list[float]
+    lower: list[float]
+    shrink_mask: list[float]
+    alpha: list[float]
+    sigma: list[float]
+    phase_tanh: list[float]
+    additive: list[float]
+    #: C has a non-zero entry (else C zeta is skipped: all zeros)
+    coupled: bool = True
+
+    @classmethod
+    def of(cls, p: LawParams) -> FloatParams:
+        K = int(p.leak.shape[0])
+        zeros = [0.0] * K
+        C = p.C.tolist()
+        return cls(
+            W=p.W.tolist(),
+            leak=p.leak.tolist(),
+            C=C,
+            tau=p.tau.tolist(),
+            w_m=p.w_m.tolist(),
+            kappa=p.kappa.tolist(),
+            m=p.m.tolist(),
+            lower=p.lower.tolist(),
+            shrink_mask=p.shrink_mask.tolist(),
+            alpha=p.alpha.tolist(),
+            sigma=p.sigma.tolist(),
+            phase_tanh=zeros if p.phase_tanh is None else p.phase_tanh.tolist(),
+            additive=zeros if p.additive is None else p.additive.tolist(),
+            coupled=any(c != 0.0 for row in C for c in row),
+        )
+
+
+@dataclass
+class FloatStepResult:
+    z: list[float]
+    step: list[float]
+    energy: float
+    lam: float
+    shrink: float
+    coupling: list[float]
+
+
+def _coupling(C: list[list[float]], z: list[float], zbar: list[float]) -> list[float]:
+    d = [a - b for a, b in zip(z, zbar, strict=True)]
+    return [sum(c * x for c, x in zip(row, d, strict=True)) for row in C]
+
+
+def drive_floats(
+    z: list[float],
+    zbar: list[float],
+    lo: list[float],
+    hi: list[float],
+    s: Signals,
+    p: FloatParams,
+    laws: LawsConfig,
+    cfg: AEConfig,
+) -> list[float]:
+    """:func:`drive` on floats."""
+    K = len(z)
+    u = [0.0] * K
+    if laws.progress:
+        t = math.tanh(-float(s.T) / p.tau[0])
+        u = [u[j] + p.W[j][0] * t for j in range(K)]
+    if laws.variance:
+        sp = _softplus(float(s.V) / p.tau[1])
+        if cfg.drive.centre_softplus:
+            sp = sp - LN2
+        u = [u[j] + -p.W[j][1] * sp for j in range(K)]
+    if laws.reward:
+        t = math.tanh(float(s.R) / p.tau[2])
+        u = [u[j] + p.W[j][2] * t for j in range(K)]
+    if laws.phase:
+        d = float(s.rho) - cfg.targets.rho_star
+        dt_ = math.tanh(d)
+        u = [u[j] + p.W[j][3] * (dt_ if p.phase_tanh[j] > 0 else d) for j in range(K)]
+    if laws.leak:
+        u = [u[j] + -p.leak[j] * (z[j] - zbar[j]) for j in range(K)]
+    if laws.barrier:
+        mu, w = cfg.barrier.mu, cfg.barrier.width
+        for j in range(K):
+            x = (z[j] - lo[j]) / (hi[j] - lo[j])
+            u[j] = u[j] + mu * (p.lower[j] * _exp(-x / w) - _exp(-(1.0 - x) / w))
+    if laws.resonance:
+        d = float(s.rho) - cfg.targets.rho_star
+        u = [u[j] + p.w_m[j] * d for j in range(K)]
+    if laws.coupling:
+        if p.coupled:
+            cz = _coupling(p.C, z, zbar)
+            u = [u[j] + cz[j] for j in range(K)]
+        else:
+            u = [u[j] + 0.0 for j in range(K)]
+    return u
+
+
+def _project(z_new: list[float], z_old: list[float], lo: list[float], hi: list[float]) -> list:
+    out = []
+    for a, b, lo_j, hi_j in zip(z_new, z_old, lo, hi, strict=True):
+        v = a if _is_finite(a) else b
+        out.append(max(min(v, hi_j), lo_j))
+    return out
+
+
+def coefficient_step_floats(
+    z: list[float],
+    zbar: list[float],
+    lo: list[float],
+    hi: list[float],
+    s: Signals,
+    lam: float,
+    guard: float,
+    p: FloatParams,
+    laws: LawsConfig,
+    cfg: AEConfig,
+    dt: float = 1.0,
+) -> FloatStepResult:
+    """:func:`coefficient_step` on floats (same order of operations)."""
+    K = len(z)
+    c = dt * cfg.eta_a * guard
+    step = [c * u for u in drive_floats(z, zbar, lo, hi, s, p, laws, cfg)]
+    if laws.gauge and s.gamma is not None and s.gamma_star is not None:
+        g, gs = float(s.gamma), float(s.gamma_star)
+        if cfg.gauge.form == "literal":
+            gd = (gs - g) / gs
+        else:
+            G = cfg.gauge.soft_clip
+            gd = G * math.tanh(math.log(gs / g) / G)
+        c = dt * cfg.gauge.eta_gamma * guard
+        step = [step[j] + (p.alpha[j] * c) * gd for j in range(K)]
+    if laws.noise:
+        t = cfg.targets
+        eps_T = t.eps_T_sqrt_v * math.sqrt(t.v_star) if t.eps_T_sqrt_v > 0 else t.eps_T
+        T, V, S, rho = float(s.T), float(s.V), float(s.S), float(s.rho)
+        k = p.kappa
+        stall = _exp(-((T / eps_T) ** 2))
+        A = 0.5 * (1.0 + rho)
+        nd = k[0] * stall + k[1] * S / t.s_star - k[2] * V / t.v_star + k[3] * (A - t.a_star)
+        c = dt * cfg.noise.eta_sigma * guard
+        step = [step[j] + (p.sigma[j] * c) * nd for j in range(K)]
+    if laws.budget:
+        r = math.sqrt(1.0 + float(lam))
+        step = [x / r for x in step]
+        if cfg.budget.clip > 0:
+            cap = dt * dt * cfg.budget.clip * cfg.budget.B
+            e = sum(m * x * x for m, x in zip(p.m, step, strict=True))
+            if _is_finite(e) and e > cap:
+                f = math.sqrt(cap / e)
+                step = [x * f for x in step]
+    if any(a > 0 for a in p.additive):
+        for j in range(K):
+            if p.additive[j] > 0:
+                arg = max(1.0 - step[j] * _exp(z[j]), 1e-12)
+                step[j] = -math.log(arg)
+    z_new = [z[j] + step[j] for j in range(K)]
+    shrink = 0.0
+    if laws.resonance:
+        r = cfg.resonance
+        V, rho = float(s.V), float(s.rho)
+        keep = (1.0 - _sigmoid((V - r.v_max) / (r.width * r.v_max))) * (
+            1.0 - _sigmoid((-rho - r.rho_max) / r.width)
+        )
+        if r.shrink_on_aligned:
+            keep = keep * (1.0 - _sigmoid((rho - r.rho_max) / r.width))
+        shrink = 1.0 - keep
+        amount = dt * math.log1p(r.kappa) * shrink
+        z_new = [z_new[j] - p.shrink_mask[j] * amount for j in range(K)]
+    z_new = _project(z_new, z, lo, hi)
+    moved = _project([z[j] + step[j] for j in range(K)], z, lo, hi)
+    energy = sum(
+        m * d * d for m, d in zip(p.m, [moved[j] - z[j] for j in range(K)], strict=True)
+    ) / (dt * dt)
+    new_lam = lam
+    if laws.budget and _is_finite(energy):
+        new_lam = max(0.0, lam + dt * cfg.budget.eta_lambda * (energy - cfg.budget.B))
+    cz = _coupling(p.C, z, zbar) if laws.coupling and p.coupled else [0.0] * K
+    return FloatStepResult(
+        z=z_new, step=step, energy=energy, lam=new_lam, shrink=shrink, coupling=cz
+    )
+
+
+def barrier_potential_floats(
+    z: list[float], lo: list[float], hi: list[float], mu: float, width: float, lower: list[float]
+) -> float:
+    """:func:`barrier_potential` on floats."""
+    total = 0.0
+    for zj, lj, hj, wj in zip(z, lo, hi, lower, strict=True):
+        x = (zj - lj) / (hj - lj)
+        total += mu * width * (hj - lj) * (wj * _exp(-x / width) + _exp(-(1.0 - x) / width))
+    return total
+
+
+def lyapunov_energy_floats(
+    level_rel: float, z: list[float], zbar: list[float], m: list[float], weight: float, psi: float
+) -> float:
+    """:func:`lyapunov_energy` on floats."""
+    d2 = sum(mj * (a - b) * (a - b) for mj, a, b in zip(m, z, zbar, strict=True))
+    return level_rel + 0.5 * weight * d2 + psi

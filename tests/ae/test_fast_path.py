@@ -116,10 +116,56 @@ def ref_noise(params, sigma, rms_floor, generator):  # noqa: ANN001
 
 
 class RefControl(AEControl):
-    """The controller on the reference measurement path."""
+    """The controller on the reference measurement path and the reference law arithmetic."""
 
     def _measure(self, group, gs):  # noqa: ANN001, ANN202
         return ref_measure(self, group, gs)
+
+    def _laws(self, gs, z, zbar, lo, hi, sig):  # noqa: ANN001, ANN202
+        return ref_laws(self, gs, z, zbar, lo, hi, sig)
+
+    def _lyapunov(self, gs, level_rel, z, zbar, psi):  # noqa: ANN001, ANN202
+        return ref_lyapunov(self, gs, level_rel, z, zbar, psi)
+
+
+def ref_laws(ctl: AEControl, gs, z_l, zbar_l, lo_l, hi_l, sig):  # noqa: ANN001, ANN201
+    """The law arithmetic as it was before issue 15: float64 tensors through the tensor
+    composition :func:`aebench.ae.laws.coefficient_step` (which stays in the package for AE-9's
+    gradients and the meta-learner)."""
+    from aebench.ae import laws as L
+
+    cfg = ctl.cfg
+    dt = torch.float64
+    z, zbar, lo_t, hi_t = (torch.tensor(x, dtype=dt) for x in (z_l, zbar_l, lo_l, hi_l))
+    res = L.coefficient_step(
+        z, zbar, lo_t, hi_t, sig, gs.lam, gs.guard, gs.params, cfg.laws, cfg, dt=float(cfg.every)
+    )
+    psi = 0.0
+    if cfg.laws.barrier:
+        psi = float(
+            L.barrier_potential(
+                res.z, lo_t, hi_t, cfg.barrier.mu, cfg.barrier.width, gs.params.lower
+            )
+        )
+    return res.z.tolist(), float(res.lam), float(res.shrink), res.coupling.tolist(), psi
+
+
+def ref_lyapunov(ctl: AEControl, gs, level_rel, z, zbar, psi):  # noqa: ANN001, ANN201
+    """AE-10's energy as it was: float64 tensors through :func:`aebench.ae.laws.lyapunov_energy`."""
+    from aebench.ae import laws as L
+
+    ez, ezbar = ctl._energy_coordinates(gs, z, zbar)
+    dt = torch.float64
+    return float(
+        L.lyapunov_energy(
+            level_rel,
+            torch.tensor(ez, dtype=dt),
+            torch.tensor(ezbar, dtype=dt),
+            gs.params.m,
+            ctl.cfg.lyapunov.weight,
+            psi,
+        )
+    )
 
 
 def tensors(dtype: torch.dtype, seed: int) -> list[torch.Tensor]:
@@ -216,8 +262,31 @@ def test_no_noise_at_the_floor_draws_nothing() -> None:
 
 
 # ----------------------------------------------------------------------------- replay
+def _arm_config(arm: str, **kw) -> AEConfig:  # noqa: ANN003
+    """``ae=on`` (the schema defaults) or ``ae=canonical`` (conf/ae/canonical.yaml over them)."""
+    if arm == "on":
+        return AEConfig(enabled=True, **kw)
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from aebench.ae.config import coerce
+
+    conf = Path(__file__).resolve().parents[2] / "conf" / "ae"
+    raw = OmegaConf.merge(OmegaConf.load(conf / "on.yaml"), OmegaConf.load(conf / "canonical.yaml"))
+    data = OmegaConf.to_container(raw)
+    data.pop("defaults", None)
+    data.update(kw)
+    return coerce(data)
+
+
 def _replay(
-    cls: type[AEControl], opt_name: str, rho_buffer: str, every: int, steps: int = 40
+    cls: type[AEControl],
+    opt_name: str,
+    rho_buffer: str,
+    every: int,
+    steps: int = 40,
+    arm: str = "on",
 ) -> list[dict[str, float]]:
     """A fixed gradient and loss sequence through a controller; the rows and coefficients."""
     torch.manual_seed(0)
@@ -226,7 +295,8 @@ def _replay(
         opt = torch.optim.SGD(ps, lr=0.05, momentum=0.9)
     else:
         opt = torch.optim.AdamW(ps, lr=3e-3)
-    cfg = AEConfig(enabled=True, every=every, rho_buffer=rho_buffer)
+    cfg = _arm_config(arm, every=every, rho_buffer=rho_buffer)
+    cfg.gauge.delay, cfg.gauge.warmup = 5, 5  # the gauge acts within the 40 steps (SGD)
     cfg.noise.sigma_init = 1e-3  # noise on from the start: the noise path is replayed too
     ctl = cls(opt, cfg, seed=1)
     out = []
@@ -248,17 +318,19 @@ def _replay(
 
 
 @pytest.mark.parametrize(
-    "opt_name,rho_buffer,every",
+    "opt_name,rho_buffer,every,arm",
     [
-        ("adamw", "copy", 1),
-        ("sgd", "copy", 1),
-        ("sgd", "momentum", 1),
-        ("adamw", "copy", 4),
+        ("adamw", "copy", 1, "on"),
+        ("sgd", "copy", 1, "on"),
+        ("sgd", "momentum", 1, "on"),
+        ("adamw", "copy", 4, "on"),
+        ("sgd", "copy", 1, "canonical"),  # tanh phase, additive beta, literal gauge, eps_T
+        ("adamw", "copy", 1, "canonical"),
     ],
 )
-def test_replay_fast_path_equals_reference(opt_name, rho_buffer, every) -> None:  # noqa: ANN001
-    ref = _replay(RefControl, opt_name, rho_buffer, every)
-    new = _replay(AEControl, opt_name, rho_buffer, every)
+def test_replay_fast_path_equals_reference(opt_name, rho_buffer, every, arm) -> None:  # noqa: ANN001
+    ref = _replay(RefControl, opt_name, rho_buffer, every, arm=arm)
+    new = _replay(AEControl, opt_name, rho_buffer, every, arm=arm)
     moved = False
     for t, (a, b) in enumerate(zip(ref, new, strict=True)):
         assert a.keys() == b.keys()
