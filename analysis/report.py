@@ -327,15 +327,16 @@ def arm_tables(res: Results) -> list[tuple[str, str, list[str], list[list[str]]]
     s, t = res.summary, res.ttt
     if s.empty:
         return out
+    runs = res.runset.table
+    counts = pd.crosstab(runs["arm"], runs["status"])  # runs per arm and status, once
     for (ds, task), g in s.groupby(["data_source", "task"], sort=True):
         metrics = [m for m in ARM_COLUMNS if m in set(g["metric"])]
         head = ["arm", "runs", *[ARM_COLUMNS[m] for m in metrics], "reached", "ERT"]
         rows = []
         tt = t[(t["data_source"] == ds) & (t["task"] == task)].set_index("arm")
-        runs = res.runset.table
         for arm, a in g.groupby("arm", sort=False):
             by = a.set_index("metric")
-            status = runs.loc[runs["arm"] == arm, "status"].value_counts()
+            status = counts.loc[arm] if arm in counts.index else pd.Series(dtype=int)
             extra = [f"{status[k]} {k}" for k in ("diverged", "failed") if status.get(k, 0)]
             cells = [
                 str(a["label"].iloc[0]),
