@@ -390,13 +390,22 @@ class GaugeConfig:
     from_run: str = ""
     #: ``calibrate``: ``base`` (default) takes x* from the signal at the configured lr (x divided
     #: by AE's own offset), ``effective`` from the signal at the lr in effect (the earlier
-    #: reading; it books the other laws' early drift of alpha into x*): :mod:`aebench.ae.gauge`
+    #: reading; it books the other laws' early drift of alpha into x*): :mod:`aebench.ae.gauge`.
+    #: Chosen as a reading (the set point is the user's tuned step), not tuned: the e07 runs that
+    #: showed the drift being locked in were a diagnosis. On the tuning problem (regression,
+    #: SGDm, cpu scale, seed 0) it reached the target at step 720 (``effective`` 1080, vanilla
+    #: 900), final val MSE 0.014551 (0.014710; vanilla 0.014250); Adam is unaffected (idle).
     calibrate_on: str = "base"
     #: the target follows AE-5's shrink of alpha, relaxing at eta_gamma (opt-in; the measured
     #: reason it is off by default is in :mod:`aebench.ae.gauge`, "Resonance")
     follow_shrink: bool = False
     form: str = "log"
     soft_clip: float = 3.0
+    #: multiplier on the set point in effect, ``x*_t = scale * x* base_t / a_ref`` (whichever
+    #: ``target`` gave x*; the recorded ``extra.ae.gauge_set_point`` stays x* itself): 1 keeps the
+    #: calibrated step; a tuning knob (ruleset=external, conf/ae/on.yaml search_space) that moves
+    #: the step AE regulates to, where the gauge acts (SGD: ``signal=relative``)
+    scale: float = 1.0
 
 
 @dataclass
@@ -467,6 +476,8 @@ class AEConfig:
     #: ``noise_every``-th update, std ``sigma sqrt(every * noise_every)`` (the sum of that many
     #: independent draws); 1 (default) = every update. See docs/performance.md.
     noise_every: int = 1
+    #: the tuning search space of AE (read by rulesets, aebench/tuning.py; not by the controller)
+    search_space: dict[str, Any] = field(default_factory=dict)
 
 
 def law_names() -> list[str]:
@@ -641,6 +652,7 @@ def validate(cfg: Any) -> AEConfig:
     if g.form not in ("log", "literal"):
         _fail("ae.gauge.form", g.form, "allowed: log, literal")
     _positive("ae.gauge.soft_clip", g.soft_clip)
+    _positive("ae.gauge.scale", g.scale)
     lp = cfg.lyapunov
     _nonneg("ae.lyapunov.weight", lp.weight)
     if not (math.isfinite(lp.window) and lp.window >= 1.0):
