@@ -169,6 +169,10 @@ class RunRecord:
     #: per problem before this evaluation run). Filled from ``config.ruleset``; added without a
     #: schema bump: readers of schema 1 ignore it
     tuning: dict[str, Any] = field(default_factory=dict)
+    #: the ``ae`` group choice the run composed (off, on, canonical, meta: whichever config of
+    #: conf/ae/ it ran, from the command line or an experiment's defaults); predictions name it as
+    #: the run field ``ae_arm``. Added without a schema bump: readers of schema 1 ignore it
+    ae_arm: str | None = None
     error: str | None = None
     versions: dict[str, str | None] = field(default_factory=package_versions)
     git: dict[str, Any] = field(default_factory=git_state)

@@ -26,6 +26,7 @@ from aebench.module import TaskModule
 from aebench.record import Metric, RunRecord, Target
 from aebench.recorder import RunRecorder
 from aebench.resume import clean_hydra_only, find_final, load_record, other_job_record
+from aebench.schema import optimizer_factory
 from aebench.seeding import derive_seed, tensor_hash
 from aebench.task import Task
 from aebench.validation import ConfigError, is_es_optimizer, validate_config
@@ -188,6 +189,7 @@ def new_record(cfg: DictConfig, ctx: JobContext, task: Task, budget: int, ident:
         scale=str(cfg.scale.name),
         seed=int(cfg.seed),
         arm=ident.arm,
+        ae_arm=choices.get("ae"),
         overrides=list(ctx.overrides),
         config=ident.resolved,
         data_source=task.data_source,
@@ -217,7 +219,7 @@ def build_training(
     module = module_cls(
         task,
         model,
-        instantiate(cfg.optimizer, _convert_="all"),
+        optimizer_factory(cfg.optimizer),
         instantiate(cfg.schedule, _convert_="all"),
         budget,
     )

@@ -173,6 +173,8 @@ class SGDConfig:
     dampening: float = 0.0
     weight_decay: float = 0.0
     nesterov: bool = False
+    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
+    search_space: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -184,6 +186,8 @@ class AdamConfig:
     eps: float = 1e-8
     weight_decay: float = 0.0
     amsgrad: bool = False
+    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
+    search_space: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -196,6 +200,8 @@ class AdafactorConfig:
     eps: list[Any] = field(default_factory=lambda: [None, 1e-3])
     d: float = 1.0
     weight_decay: float = 0.0
+    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
+    search_space: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -215,6 +221,8 @@ class ScheduleFreeAdamWConfig:
     #: the run's budget, interpolated (``${steps}``, ``${task.budget.${scale.name}}``)
     run_steps: int | None = None
     budget: int | None = None
+    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
+    search_space: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -237,6 +245,8 @@ class ProdigyConfig:
     d0: float = 1e-6
     d_coef: float = 1.0
     # growth_rate stays at the package's unbounded default (inf is not valid JSON in a record)
+    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
+    search_space: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -250,6 +260,8 @@ class SGDHDConfig:
     momentum: float = 0.0
     nesterov: bool = False
     weight_decay: float = 0.0
+    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
+    search_space: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -263,6 +275,8 @@ class AdamHDConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
     weight_decay: float = 0.0
+    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
+    search_space: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -324,6 +338,17 @@ class CMAESConfig:
     incpopsize: float = 2.0
     #: the tuning search space of this optimizer (read by rulesets; not passed to it)
     search_space: dict[str, Any] = field(default_factory=dict)
+
+
+def optimizer_factory(node: Any) -> Any:
+    """The optimizer factory (``instantiate`` of ``_partial_`` config ``node``) without its
+    ``search_space``: a tuning declaration read by :mod:`aebench.tuning`, not an argument."""
+    from hydra.utils import instantiate
+    from omegaconf import DictConfig, OmegaConf
+
+    kwargs = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    kwargs = {k: v for k, v in dict(kwargs).items() if k != "search_space"}
+    return instantiate(kwargs, _convert_="all")
 
 
 # ---------------------------------------------------------------- schedule

@@ -41,34 +41,24 @@ class TuningError(ValueError):
 COMPONENTS = (("optimizer", "conf/optimizer/<name>.yaml"), ("ae", "conf/ae/<name>.yaml"))
 
 
-def search_space(
-    ruleset: Mapping[str, Any],
-    ae_enabled: bool,
-    config: Mapping[str, Any] | None = None,
-) -> dict[str, dict[str, Any]]:
+def search_space(config: Mapping[str, Any], ae_enabled: bool) -> dict[str, dict[str, Any]]:
     """The arm's search space: ``key -> {low, high, log}`` (validated).
 
-    The union of what the arm's components declare in their own YAMLs: ``optimizer.search_space``
-    and, when ``ae_enabled``, ``ae.search_space``, read from the arm's resolved ``config``. A
-    component whose config has no ``search_space`` key at all (a schema without the field, or no
-    ``config``) falls back to the ruleset's ``search.<component>`` (the pre-issue-18 place). An
-    optimizer that declares an empty space cannot be tuned: one line says where to declare it.
+    The union of what the arm's components declare in their own YAMLs, read from the arm's
+    resolved ``config``: ``optimizer.search_space`` and, when ``ae_enabled``, ``ae.search_space``.
+    An optimizer that declares no space cannot be tuned: one line says where to declare it.
     """
-    search = dict(ruleset.get("search") or {})
     space: dict[str, Any] = {}
     for component, where in COMPONENTS:
         if component == "ae" and not ae_enabled:
             continue
-        node = (config or {}).get(component)
-        if isinstance(node, Mapping) and "search_space" in node:
-            declared = dict(node.get("search_space") or {})
-            if component == "optimizer" and not declared:
-                raise TuningError(
-                    "optimizer.search_space={}: ruleset=external tunes each arm over the space "
-                    f"its YAML declares; declare one in {where} (key: {{low, high, log}})"
-                )
-        else:
-            declared = dict(search.get(component) or {})
+        node = config.get(component)
+        declared = dict((node.get("search_space") if isinstance(node, Mapping) else None) or {})
+        if component == "optimizer" and not declared:
+            raise TuningError(
+                "optimizer.search_space={}: ruleset=external tunes each arm over the space "
+                f"its YAML declares; declare one in {where} (key: {{low, high, log}})"
+            )
         for key in declared:
             if not str(key).startswith(f"{component}."):
                 raise TuningError(
@@ -172,7 +162,7 @@ def run_stage(
         return list(state["evaluation_overrides"])
     runner = runner or _subprocess_runner
     points = draw_trials(
-        search_space(ruleset, ae_enabled, config),
+        search_space(config or {}, ae_enabled),
         int(ruleset.get("trials", 8)),
         int(ruleset.get("seed", 0)),
     )

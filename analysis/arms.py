@@ -71,9 +71,12 @@ def ruleset_of(config: dict[str, Any] | None) -> str:
     return str(((config or {}).get("ruleset") or {}).get("name", "self_tuning"))
 
 
-def ae_arm(overrides: Any, ae: Any) -> str | None:
-    """The ``ae`` group choice of a run (off, on, canonical, meta, ...): the last ``ae=<x>`` of
-    its command-line overrides (sweeps name it there), else ``on``/``off`` from its ``ae`` flag."""
+def ae_arm(overrides: Any, ae: Any, choice: Any = None) -> str | None:
+    """The ``ae`` group choice of a run (off, on, canonical, meta, ...): the record's own
+    ``ae_arm`` (the choice it composed) where it has one, else the last ``ae=<x>`` of its
+    command-line overrides (sweeps name it there), else ``on``/``off`` from its ``ae`` flag."""
+    if isinstance(choice, str) and choice:
+        return choice
     if isinstance(overrides, str):
         picks = [o[3:] for o in overrides.split() if o.startswith("ae=")]
         if picks:
@@ -181,7 +184,8 @@ def annotate(runset: RunSet) -> pd.DataFrame:
     (in place) and return the arms table: one row per (data source, task, arm)."""
     table = runset.table
     over = table["overrides"] if "overrides" in table.columns else [None] * len(table)
-    table["ae_arm"] = [ae_arm(o, a) for o, a in zip(over, table["ae"], strict=True)]
+    chosen = table["ae_choice"] if "ae_choice" in table.columns else [None] * len(table)
+    table["ae_arm"] = [ae_arm(o, a, c) for o, a, c in zip(over, table["ae"], chosen, strict=True)]
     table["ruleset"] = [
         ruleset_of(runset.arm_configs.get(a)) if isinstance(a, str) else None for a in table["arm"]
     ]

@@ -38,6 +38,7 @@ from goals import finish, report  # noqa: E402
 
 from aebench.module import TaskModule  # noqa: E402
 from aebench.runner import JobContext, build_model, build_task, run_job  # noqa: E402
+from aebench.schema import optimizer_factory  # noqa: E402
 from tests.helpers import compose_config  # noqa: E402
 
 BASE = ["task=regression", "optimizer=adamw", "scale=cpu", "scale.progress_lines=0"]
@@ -60,7 +61,7 @@ def bare_seconds(steps: int, evals: int) -> float:
     module = TaskModule(
         task,
         model,
-        instantiate(cfg.optimizer, _convert_="all"),
+        optimizer_factory(cfg.optimizer),
         instantiate(cfg.schedule, _convert_="all"),
         steps,
     )

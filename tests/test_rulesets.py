@@ -37,11 +37,18 @@ def test_default_ruleset_is_self_tuning_and_records_say_so():
     }
 
 
+def _arm(*overrides):
+    cfg, _ = compose_config(["ruleset=external", *overrides])
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
 def test_external_draws_are_deterministic_in_range_and_per_arm():
     r = _external()
     assert r["trials"] == 8
-    base = search_space(r, ae_enabled=False)
-    ae = search_space(r, ae_enabled=True)
+    base = search_space(_arm("optimizer=sgdm"), ae_enabled=False)
+    ae = search_space(_arm("optimizer=sgdm", "ae=on"), ae_enabled=True)
     assert set(base) == {"optimizer.lr"} and {"ae.eta_a", "optimizer.lr"} <= set(ae)
     a, b = draw_trials(ae, 8, 0), draw_trials(ae, 8, 0)
     assert a == b and a != draw_trials(ae, 8, 1)
@@ -87,14 +94,15 @@ def test_run_stage_chooses_records_budget_and_resumes(tmp_path):
         (folder / "result.json").write_text(json.dumps(rec))
         return rec
 
-    extra = run_stage("arm1", ["task=regression"], r, False, [0, 1, 2], tmp_path, runner)
+    arm = _arm("optimizer=sgdm")
+    extra = run_stage("arm1", ["task=regression"], r, False, [0, 1, 2], tmp_path, runner, arm)
     assert len(calls) == 8 and all("task=regression" in c for c in calls)
     assert all(any(o.startswith("seed=1000") for o in c) for c in calls)
-    points = draw_trials(search_space(r, False), 4, 0)
+    points = draw_trials(search_space(arm, False), 4, 0)
     best = min(range(4), key=lambda i: abs(math.log10(points[i]["optimizer.lr"]) + 2))
     assert f"ruleset.trial={best}" in extra
     assert "ruleset.budget_trials=8" in extra and "ruleset.budget_steps=80" in extra
-    again = run_stage("arm1", ["task=regression"], r, False, [0, 1, 2], tmp_path, runner)
+    again = run_stage("arm1", ["task=regression"], r, False, [0, 1, 2], tmp_path, runner, arm)
     assert again == extra and len(calls) == 8  # resumed: nothing reran
     assert run_stage("arm2", [], {"name": "self_tuning"}, False, [0], tmp_path, runner) == []
 

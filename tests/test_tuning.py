@@ -17,10 +17,6 @@ RULESET = {
     "tuning_seeds": 1,
     "tuning_seed_base": 100000,
     "seed": 0,
-    "search": {
-        "optimizer": {"optimizer.lr": {"low": 1e-4, "high": 1.0, "log": True}},
-        "ae": {"ae.eta_a": {"low": 1e-3, "high": 1e-1, "log": True}},
-    },
 }
 LR = {"optimizer.lr": {"low": 1e-3, "high": 1e-1, "log": True}}
 
@@ -36,23 +32,37 @@ def _arm(opt_space=None, ae_space=None) -> dict:  # noqa: ANN001
     return {"optimizer": opt, "ae": ae}
 
 
-def test_the_arms_yaml_declares_the_space_not_the_ruleset() -> None:
+def test_the_arms_yaml_declares_the_space() -> None:
     scale = {"ae.gauge.scale": {"low": 0.25, "high": 4.0, "log": True}}
-    space = search_space(RULESET, True, _arm(LR, scale))
-    assert space == {**LR, **scale}  # the ruleset's search is not consulted
-    assert search_space(RULESET, False, _arm(LR, scale)) == LR  # AE's space: AE arms only
+    assert search_space(_arm(LR, scale), True) == {**LR, **scale}
+    assert search_space(_arm(LR, scale), False) == LR  # AE's space: AE arms only
+    assert search_space(_arm(LR, None), True) == LR  # an AE that declares none: the lr only
 
 
-def test_a_component_without_the_key_falls_back_to_the_ruleset() -> None:
-    space = search_space(RULESET, True, _arm(LR, None))
-    assert space == {**LR, "ae.eta_a": RULESET["search"]["ae"]["ae.eta_a"]}
-    assert search_space(RULESET, False, None) == RULESET["search"]["optimizer"]
+@pytest.mark.parametrize("optimizer", ["sgd", "sgdm", "adam", "adamw", "adafactor", "prodigy"])
+def test_every_gradient_optimizer_and_ae_declare_theirs(optimizer) -> None:  # noqa: ANN001
+    cfg, _ = compose_config([f"optimizer={optimizer}", "ae=meta", "ruleset=external"])
+    arm = OmegaConf.to_container(cfg, resolve=True)
+    assert "search" not in arm["ruleset"]  # the ruleset file holds no space
+    space = search_space(arm, True)
+    assert set(space) == {"optimizer.lr", "ae.eta_a", "ae.gauge.scale"}
+    lo, hi = space["optimizer.lr"]["low"], space["optimizer.lr"]["high"]
+    assert lo <= arm["optimizer"]["lr"] <= hi  # the task's tuned lr lies inside
+
+
+def test_the_gauge_set_point_scale_is_a_config_key() -> None:
+    cfg, _ = compose_config(["ae=on", "ae.gauge.scale=2"])
+    assert cfg.ae.gauge.scale == 2.0
+    from aebench.ae.config import validate
+
+    with pytest.raises(ValueError, match="ae.gauge.scale"):
+        validate(compose_config(["ae=on", "ae.gauge.scale=0"])[0].ae)
 
 
 @pytest.mark.parametrize(
     ("arm", "needle"),
     [
-        (_arm({}), "optimizer.search_space={}: ruleset=external tunes each arm over the space"),
+        (_arm(None), "optimizer.search_space={}: ruleset=external tunes each arm over the space"),
         (
             _arm({"ae.eta_a": {"low": 1, "high": 2}}),
             "optimizer.search_space ae.eta_a: the optimizer YAML",
@@ -64,14 +74,14 @@ def test_a_component_without_the_key_falls_back_to_the_ruleset() -> None:
 )
 def test_bad_declarations_are_one_line(arm, needle) -> None:  # noqa: ANN001
     with pytest.raises(TuningError) as err:
-        search_space(RULESET, True, arm)
+        search_space(arm, True)
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
 def test_es_optimizer_yaml_space_is_used() -> None:
     cfg, _ = compose_config(["optimizer=openai_es", "ruleset=external"])
     arm = {"optimizer": OmegaConf.to_container(cfg.optimizer), "ae": {"enabled": False}}
-    space = search_space(OmegaConf.to_container(cfg.ruleset), False, arm)
+    space = search_space(arm, False)
     assert set(space) == {"optimizer.lr", "optimizer.sigma"}  # conf/optimizer/openai_es.yaml
 
 

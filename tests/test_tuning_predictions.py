@@ -101,3 +101,20 @@ def test_unnamed_ae_arm_is_ambiguous_on_the_same_runs(runset) -> None:  # noqa: 
     v, _ = evaluate([old], runset, n_boot=200)
     assert (v["verdict"] == "inconclusive").all()
     assert v["reason"].str.contains("ambiguous pairing").all(), v["reason"].tolist()
+
+
+def test_the_record_names_the_ae_config_it_ran(tmp_path: Path) -> None:
+    """``ae_arm`` comes from the record (the composed ``ae`` choice), so an arm chosen by an
+    experiment's defaults, not on the command line, is named right (not "on" from the flag)."""
+    from aebench.runner import JobContext, run_job
+    from analysis.arms import annotate
+    from tests.helpers import compose_config
+
+    base = ["task=regression", "optimizer=sgdm", "scale=smoke", "steps=4", "trainer.threads=1"]
+    cfg, choices = compose_config([*base, "ae=canonical"])
+    overrides = list(base)  # as if an experiment's defaults had picked ae=canonical
+    record = run_job(cfg, JobContext(tmp_path / "run", choices, overrides, reraise=True))
+    assert record.ae_arm == "canonical" and record.ae is True
+    rs = load_runs([tmp_path], curves=False)
+    annotate(rs)
+    assert rs.table["ae_arm"].tolist() == ["canonical"]

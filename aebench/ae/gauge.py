@@ -46,6 +46,10 @@ regression check of tests/ae/test_closed_loop.py) 26 shrinks removed 2.5 log uni
 about the 2.3 the step needs, and a target that followed them lowered alpha twice over: q at
 0.79x its set point 200 steps later (1.19x without; relaxing at alpha's leak rate, 0.22x).
 
+Scale. ``scale`` (default 1) multiplies the target in effect, ``x*_t = scale x* base_t / a_ref``,
+whichever ``target`` gave ``x*``; the recorded set point stays ``x*`` (a tuning knob of the
+external ruleset, conf/ae/on.yaml ``search_space``).
+
 Drive: ``log alpha += eta_gamma * G tanh(log(x*_t / x_t) / G)`` (``form='log'``) or the
 literal ``eta_gamma (x*_t - x_t) / x*_t`` (:func:`aebench.ae.laws.gauge_drive`).
 """
@@ -119,7 +123,7 @@ def update_set_point(
             if gs.n >= max(1, math.ceil(cfg.warmup / every)):
                 gs.set_point = math.exp(gs.logsum / gs.n)
     gs.target = (
-        gs.set_point * base_alpha / gs.ref_alpha * math.exp(-gs.shrink_log)
+        cfg.scale * gs.set_point * base_alpha / gs.ref_alpha * math.exp(-gs.shrink_log)
         if gs.set_point is not None and base_alpha > 0
         else float("nan")
     )

@@ -205,7 +205,8 @@ def _ae_update(st: dict, gt: GainTensors, spec: OptSpec, cfg: AEConfig, gsq: tor
     step = (cfg.eta_a * g) * u
     if L.gauge and spec.name == "sgdm" and st["qstar"] is not None:
         q = torch.exp(z[0]) * gsq / (st["level"] + _TINY)
-        target = st["qstar"] * math.exp(-st["shrink_log"])  # aebench.ae.gauge.update_set_point
+        # the target in effect (aebench.ae.gauge.update_set_point; gauge.scale: default 1)
+        target = cfg.gauge.scale * st["qstar"] * math.exp(-st["shrink_log"])
         gd = laws.gauge_drive(q, target, cfg.gauge.form, cfg.gauge.soft_clip)
         step = step + alpha_mask * (cfg.gauge.eta_gamma * g) * gd
     m = torch.tensor([getattr(cfg.coefs, k).m for k in spec.kinds], dtype=z.dtype)

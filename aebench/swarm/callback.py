@@ -83,6 +83,7 @@ from aebench.ae.controller import SIGNAL_COLUMNS, AEControl
 from aebench.curves import CurveBuffer
 from aebench.record import Incidents
 from aebench.recorder import Recorder, check_divergence, count_cliffs, finite_or_none
+from aebench.schema import optimizer_factory
 from aebench.seeding import derive_seed, tensor_hash
 from aebench.swarm.coefficients import Coefficients
 from aebench.swarm.scheduler import (
@@ -584,7 +585,7 @@ def build_population(
     sw = cfg.swarm
     size = int(sw.M)
     ae_cfg = validate_ae(cfg.ae)
-    make_opt = instantiate(cfg.optimizer, _convert_="all")
+    make_opt = optimizer_factory(cfg.optimizer)
     make_sched = instantiate(cfg.schedule, _convert_="all")
     share = max(1, budget // size)
     positions = prior_positions(
