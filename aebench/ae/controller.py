@@ -447,7 +447,7 @@ class AEControl:
             V=self.loss.V,
             R=self.loss.R,
             rho=gs.grad.rho,
-            S=gs.grad.S,
+            S=self._noise_S(gs),
             gamma=usable(gs.gauge.x),
             gamma_star=usable(gs.gauge.target),
         )
@@ -540,6 +540,14 @@ class AEControl:
             level_rel, ez, ezbar, gs.fparams.m, self.cfg.lyapunov.weight, psi
         )
 
+    # ---- family hook (AE-4): a binding may supply the noise law's S (the only law that reads
+    # S); the ES binding's reading is in aebench.ae.bindings.ESBinding.noise_S and docs/es.md
+    def _noise_S(self, gs: GroupState) -> float:
+        own = self.binding.noise_S(self.optimizer, self.cfg)
+        return gs.grad.S if own is None else own
+
+    # ---- end of the family hook
+
     def _energy_coordinates(
         self, gs: GroupState, z: list[float], zbar: list[float]
     ) -> tuple[list[float], list[float]]:
@@ -602,7 +610,7 @@ class AEControl:
             "V": self.loss.V,
             "R": self.loss.R,
             "rho": gs.grad.rho,
-            "S": gs.grad.S,
+            "S": self._noise_S(gs),
             "gamma": gs.gauge.gamma,
             "gamma_star": gs.gauge.target,
             "budget_lambda": gs.lam,
