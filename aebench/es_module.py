@@ -37,8 +37,10 @@ centre, each draw j splits the fitness into an odd part ``d_j = (F(+j) - F(-j)) 
 (the slope the estimate uses) and an even part ``c_j = (F(+j) + F(-j)) / 2 - F(0) ~ sigma^2
 e'He / 2`` (curvature); ``es_curvature = rms(c) / rms(d)`` grows linearly with sigma in the smooth
 regime, is invariant to the fitness scale, and says "sigma too large" when the members' spread is
-curvature rather than slope (the regime where rank shaping scrambles the estimate). It is exposed
-to AE through :meth:`aebench.ae.bindings.ESBinding.noise_signals`.
+curvature rather than slope (the regime where rank shaping scrambles the estimate). AE's noise
+law reads it as its S (:meth:`aebench.ae.bindings.ESBinding.noise_S`: ``1 - LP(K^2) / K*^2``).
+``tell`` also gets the centre's fitness, with which a step drawn at an AE-moved sigma keeps the
+configured sigma's step length (:meth:`baselines.es.core.ESOptimizer.length_factor`).
 """
 
 from __future__ import annotations

@@ -251,9 +251,14 @@ class ESBinding(Binding):
     scale included, so the gauge (AE-8) idles, as on Adam; with ``shaping=none`` the estimate
     scales with the loss and the gauge regulates the relative step as on SGD. With
     ``update=adam`` P is Adam's preconditioner (the optimizer keeps Adam's state names) and the
-    gauge idles. The step does not scale with sigma (``decouple``, :mod:`baselines.es.core`), so
-    alpha and es_sigma are separate knobs. :meth:`noise_signals` exposes the ES-native sigma
-    signal (docs/es.md) for AE-4.
+    gauge idles. The step does not scale with sigma (``decouple``, :mod:`baselines.es.core`:
+    the configured sigma's divisor and its rank-step length), so alpha and es_sigma are
+    separate knobs: alpha sets the step, es_sigma the smoothing scale.
+
+    AE-4 on ES (this project's reading, docs/es.md): the noise law's S, the only input no other
+    law reads, is the ES-native :meth:`noise_S` = ``S* (1 - LP(K^2) / K*^2)`` from the curvature
+    ratio K of the mirrored fitnesses (:meth:`noise_signals`); stall, V and A are the shared
+    AE-1 signals. The controller reads it through the generic hook ``Binding.noise_S``.
     """
 
     family = "es"
