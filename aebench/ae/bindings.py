@@ -83,6 +83,10 @@ class Binding:
     #: the family's step does and stays roughly constant while a well-tuned run converges, so the
     #: gauge answers scale changes only; ``none`` where the family needs no gauge
     gauge_signal: str = "relative"
+    #: kinds the family's step does not scale with: AE-5's shrink leaves them alone
+    step_free: tuple[str, ...] = ()
+    #: whether the noise law AE-4 reads the loss variance V (k_v V/V*) on this family
+    noise_reads_V: bool = True
 
     def read(self, group: dict, kind: str) -> float:
         raise NotImplementedError
@@ -262,6 +266,11 @@ class ESBinding(Binding):
     """
 
     family = "es"
+    #: the step is lr's and the configured sigma's (``decouple``), not es_sigma's
+    step_free = ("es_sigma",)
+    #: S carries both directions on ES (:meth:`noise_S`); a loss-variance spike is the step's
+    #: (alpha's) business once the step does not scale with sigma
+    noise_reads_V = False
     kinds = ("alpha", "weight_decay", "es_sigma")
     columns = {"alpha": "lr", "weight_decay": "weight_decay", "es_sigma": "sigma"}
     _field = {"alpha": "lr", "weight_decay": "weight_decay", "es_sigma": "sigma"}

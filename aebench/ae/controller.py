@@ -248,6 +248,7 @@ class AEControl:
             base[mc.column] = value
             model[mc.column] = mc
         params = L.params_from_config(cfg, kinds)
+        self._family_gains(params, kinds)
         if model:
             params.m = params.m * torch.tensor(shares, dtype=params.m.dtype)
         alpha0 = self.binding.read(group, "alpha") if "alpha" in self.binding.kinds else 0.0
@@ -545,6 +546,18 @@ class AEControl:
     def _noise_S(self, gs: GroupState) -> float:
         own = self.binding.noise_S(self.optimizer, self.cfg)
         return gs.grad.S if own is None else own
+
+    def _family_gains(self, params: L.LawParams, kinds: list[str]) -> None:
+        """Kinds the family's step does not scale with (``Binding.step_free``) are not shrunk by
+        AE-5, whose shrink is meant for step-like coefficients; a family whose noise law does
+        not read the loss variance (``Binding.noise_reads_V`` false) gets k_v = 0."""
+        free = [1.0 if k in self.binding.step_free else 0.0 for k in kinds]
+        if any(free):
+            keep = 1.0 - torch.tensor(free, dtype=params.shrink_mask.dtype)
+            params.shrink_mask = params.shrink_mask * keep
+        if not self.binding.noise_reads_V:
+            params.kappa = params.kappa.clone()
+            params.kappa[2] = 0.0
 
     # ---- end of the family hook
 

@@ -121,6 +121,20 @@ def test_controller_reads_the_binding_S_on_es_and_the_gradient_S_elsewhere() -> 
     assert srow["S"] == sgd.groups[0].grad.S
 
 
+def test_es_sigma_is_not_shrunk_and_its_noise_law_ignores_the_loss_variance() -> None:
+    """With the step decoupled, es_sigma is no step: AE-5's shrink leaves it alone and AE-4 on
+    ES reads no V (k_v = 0; measured on Rosenbrock with alpha fixed: V and the shrink ran sigma
+    to its lower wall while S said raise it). Gradient optimizers keep both."""
+    w = torch.nn.Parameter(torch.zeros(5))
+    es = AEControl(OpenAIES([w], lr=1e-3, sigma=0.1, population=4), {"enabled": True}).groups[0]
+    j = es.kinds.index("es_sigma")
+    assert es.params.shrink_mask[j] == 0.0 and es.params.shrink_mask[es.kinds.index("alpha")] == 1
+    assert es.params.kappa[2] == 0.0 and es.params.kappa[1] == CFG.noise.kappa_u
+    sgd = AEControl(torch.optim.SGD([w], lr=0.1), {"enabled": True}).groups[0]
+    assert sgd.params.shrink_mask[sgd.kinds.index("sigma")] == 1.0
+    assert sgd.params.kappa[2] == CFG.noise.kappa_v
+
+
 ROSEN = ["task=rosenbrock", "task.dim=10"]
 
 
