@@ -322,12 +322,14 @@ class ESBinding(Binding):
         K the curvature ratio of :meth:`noise_signals`, LP an EMA with ``ae.signals.tc_var``
         (K^2 is a variance ratio: the curvature share over the slope share of the members'
         spread), updated once per generation, K*  = :attr:`k_star`, ``clip`` =
-        ``ae.signals.clip``. So the bracket ``k_s stall + k_u S/S* - k_v V/V* + k_a (A - A*)``
-        raises sigma by up to k_u while the population sees slope only (K << K*: the smoothing
-        is finer than the curvature scale) and lowers it, without bound up to the clip, once
-        curvature swamps the slope (K >> K*); K grows as sigma in the smooth regime, so sigma
-        settles at K = K* sqrt(1 + (k_s stall - k_v V/V* + ...) / k_u): K* when the loss falls,
-        1.7 K* at a full stall with the default gains, instead of at a wall. The gradient-noise
+        ``ae.signals.clip``. On ES the noise law reads no loss variance (:attr:`noise_reads_V`,
+        k_v = 0), so the bracket ``k_s stall + k_u S/S* + k_a (A - A*)`` raises sigma by up to
+        k_u while the population sees slope only (K << K*: the smoothing is finer than the
+        curvature scale) and lowers it, without bound up to the clip, once curvature swamps
+        the slope (K >> K*); K grows as sigma in the smooth regime, so sigma settles at
+        K = K* sqrt(1 + (k_s stall + k_a (A - A*)) / k_u): K* when the loss falls, 1.7 K* at a
+        full stall with the default gains, instead of at a wall (measured in docs/es.md:
+        regression 0.22-0.26 x the configured sigma). The gradient-noise
         fraction S does not respond to ES sigma (S ~ 1: consecutive estimates are near
         orthogonal at population << dimension), which is what ran sigma up. Before the first
         usable K (flat fitness, no mirrored pairs): 0, no push either way. Several param groups
