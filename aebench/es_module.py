@@ -37,8 +37,10 @@ centre, each draw j splits the fitness into an odd part ``d_j = (F(+j) - F(-j)) 
 (the slope the estimate uses) and an even part ``c_j = (F(+j) + F(-j)) / 2 - F(0) ~ sigma^2
 e'He / 2`` (curvature); ``es_curvature = rms(c) / rms(d)`` grows linearly with sigma in the smooth
 regime, is invariant to the fitness scale, and says "sigma too large" when the members' spread is
-curvature rather than slope (the regime where rank shaping scrambles the estimate). It is exposed
-to AE through :meth:`aebench.ae.bindings.ESBinding.noise_signals`.
+curvature rather than slope (the regime where rank shaping scrambles the estimate). AE's noise
+law reads it as its S (:meth:`aebench.ae.bindings.ESBinding.noise_S`: ``1 - LP(K^2) / K*^2``).
+``tell`` also gets the centre's fitness, with which a step drawn at an AE-moved sigma keeps the
+configured sigma's step length (:meth:`baselines.es.core.ESOptimizer.length_factor`).
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class ESTaskModule(TaskModule):
         )
         es.curvature = curvature  # read by ESBinding.noise_signals (AE's sigma signal)
         optimizer.zero_grad(set_to_none=True)
-        es.tell(fitness)
+        es.tell(fitness, center=float(center))
         optimizer.step()
         self.lr_schedulers().step()
         self.fitness_evaluations += n + 1
@@ -110,7 +112,8 @@ class ESTaskModule(TaskModule):
 
 def curvature_ratio(fitness: torch.Tensor, center: float) -> float:
     """``rms(c) / rms(d)`` over mirrored pairs (module docstring): ``d_j = (F(+j) - F(-j)) / 2``,
-    ``c_j = (F(+j) + F(-j)) / 2 - F(0)``. NaN when no finite pair has a slope (flat fitness)."""
+    ``c_j = (F(+j) + F(-j)) / 2 - F(0)``. NaN on a flat fitness (no finite pair has a slope or
+    a curvature: nothing to read), inf when the pairs show curvature but no slope."""
     f = fitness.double().reshape(-1, 2)
     ok = torch.isfinite(f).all(1)
     if not math.isfinite(center) or not bool(ok.any()):
@@ -119,6 +122,7 @@ def curvature_ratio(fitness: torch.Tensor, center: float) -> float:
     d = (f[:, 0] - f[:, 1]) / 2
     c = (f[:, 0] + f[:, 1]) / 2 - center
     rd = float(d.pow(2).mean().sqrt())
+    rc = float(c.pow(2).mean().sqrt())
     if rd == 0.0:
-        return math.nan
-    return float(c.pow(2).mean().sqrt()) / rd
+        return math.inf if rc > 0.0 else math.nan
+    return rc / rd

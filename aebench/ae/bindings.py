@@ -83,6 +83,10 @@ class Binding:
     #: the family's step does and stays roughly constant while a well-tuned run converges, so the
     #: gauge answers scale changes only; ``none`` where the family needs no gauge
     gauge_signal: str = "relative"
+    #: kinds the family's step does not scale with: AE-5's shrink leaves them alone
+    step_free: tuple[str, ...] = ()
+    #: whether the noise law AE-4 reads the loss variance V (k_v V/V*) on this family
+    noise_reads_V: bool = True
 
     def read(self, group: dict, kind: str) -> float:
         raise NotImplementedError
@@ -106,6 +110,11 @@ class Binding:
     ) -> tuple[torch.Tensor | None, float]:
         """The momentum buffer of ``p`` and the factor that brings it to gradient units."""
         return None, 1.0
+
+    def noise_S(self, optimizer: Optimizer, cfg: Any) -> float | None:
+        """The family's own input S of the noise law AE-4 (the only law that reads S), or None:
+        AE-4 then reads the gradient-noise fraction S of AE-1 (every gradient family)."""
+        return None
 
 
 class SGDBinding(Binding):
@@ -246,20 +255,25 @@ class ESBinding(Binding):
     scale included, so the gauge (AE-8) idles, as on Adam; with ``shaping=none`` the estimate
     scales with the loss and the gauge regulates the relative step as on SGD. With
     ``update=adam`` P is Adam's preconditioner (the optimizer keeps Adam's state names) and the
-    gauge idles. The step does not scale with sigma (``decouple``, :mod:`baselines.es.core`), so
-    alpha and es_sigma are separate knobs. :meth:`noise_signals` exposes the ES-native sigma
-    signal (docs/es.md) for AE-4.
+    gauge idles. The step does not scale with sigma (``decouple``, :mod:`baselines.es.core`:
+    the configured sigma's divisor and its rank-step length), so alpha and es_sigma are
+    separate knobs: alpha sets the step, es_sigma the smoothing scale.
+
+    AE-4 on ES (this project's reading, docs/es.md): the noise law's S, the only input no other
+    law reads, is the ES-native :meth:`noise_S` = ``S* (1 - LP(K^2) / K*^2)`` from the curvature
+    ratio K of the mirrored fitnesses (:meth:`noise_signals`); stall, V and A are the shared
+    AE-1 signals. The controller reads it through the generic hook ``Binding.noise_S``.
     """
 
     family = "es"
+    #: the step is lr's and the configured sigma's (``decouple``), not es_sigma's
+    step_free = ("es_sigma",)
+    #: S carries both directions on ES (:meth:`noise_S`); a loss-variance spike is the step's
+    #: (alpha's) business once the step does not scale with sigma
+    noise_reads_V = False
     kinds = ("alpha", "weight_decay", "es_sigma")
     columns = {"alpha": "lr", "weight_decay": "weight_decay", "es_sigma": "sigma"}
     _field = {"alpha": "lr", "weight_decay": "weight_decay", "es_sigma": "sigma"}
-
-    def __init__(self, shaping: str = "centered_ranks", update: str = "sgd") -> None:
-        scale_free = shaping == "centered_ranks" or update == "adam"
-        self.gauge_signal = "none" if scale_free else "relative"
-        self.update = update
 
     def read(self, group: dict, kind: str) -> float:
         return float(group[self._field[kind]])
@@ -278,17 +292,66 @@ class ESBinding(Binding):
             return AdamBinding.momentum(self, optimizer, group, p)
         return None, 1.0
 
+    #: AE-4's set point of the curvature ratio K on ES (:meth:`noise_S`): curvature equal to
+    #: slope, the boundary between the linear and the curvature regime of a mirrored pair;
+    #: a priori, then checked on the tuning problems (docs/es.md, "AE on ES")
+    k_star: float = 1.0
+
+    def __init__(self, shaping: str = "centered_ranks", update: str = "sgd") -> None:
+        scale_free = shaping == "centered_ranks" or update == "adam"
+        self.gauge_signal = "none" if scale_free else "relative"
+        self.update = update
+        self._k2: float | None = None  # LP(K^2)
+        self._seen = 0  # the optimizer's generation count at the last filter update
+
     @staticmethod
     def noise_signals(optimizer: Optimizer) -> dict[str, float] | None:
-        """ES-native inputs for the noise law AE-4 (this project's reading on ES, docs/es.md):
-        ``curvature`` = rms(even part) / rms(odd part) of the mirrored fitnesses around the
-        centre (``aebench.es_module.curvature_ratio``), which grows with sigma and is
-        scale-free; None before the first generation or when the fitness is flat. The
-        gradient-noise S that AE-4 reads on gradient optimizers does not respond to ES sigma.
-        """
+        """This generation's ES-native sigma signal: ``curvature`` K = rms(even part) /
+        rms(odd part) of the mirrored fitnesses around the centre
+        (``aebench.es_module.curvature_ratio``), which grows with sigma and is scale-free; None
+        before the first generation or when the fitness is flat."""
         opt = getattr(optimizer, "optimizer", optimizer)
         k = float(getattr(opt, "curvature", math.nan))
-        return {"curvature": k} if math.isfinite(k) else None
+        return {"curvature": k} if not math.isnan(k) else None
+
+    def noise_S(self, optimizer: Optimizer, cfg: Any) -> float | None:
+        """AE-4's S on ES, this project's reading of the noise law for ES (docs/es.md):
+
+            S / S* := 1 - LP(K^2) / K*^2,   clipped to [-clip, 1],
+
+        K the curvature ratio of :meth:`noise_signals`, LP an EMA with ``ae.signals.tc_var``
+        (K^2 is a variance ratio: the curvature share over the slope share of the members'
+        spread), updated once per generation, K*  = :attr:`k_star`, ``clip`` =
+        ``ae.signals.clip``. On ES the noise law reads no loss variance (:attr:`noise_reads_V`,
+        k_v = 0), so the bracket ``k_s stall + k_u S/S* + k_a (A - A*)`` raises sigma by up to
+        k_u while the population sees slope only (K << K*: the smoothing is finer than the
+        curvature scale) and lowers it, without bound up to the clip, once curvature swamps
+        the slope (K >> K*); K grows as sigma in the smooth regime, so sigma settles at
+        K = K* sqrt(1 + (k_s stall + k_a (A - A*)) / k_u): K* when the loss falls, 1.7 K* at a
+        full stall with the default gains, instead of at a wall (measured in docs/es.md:
+        regression 0.22-0.26 x the configured sigma). The gradient-noise
+        fraction S does not respond to ES sigma (S ~ 1: consecutive estimates are near
+        orthogonal at population << dimension), which is what ran sigma up. Before the first
+        usable K (flat fitness, no mirrored pairs): 0, no push either way. Several param groups
+        share one population, hence one value (the filter steps once per generation whichever
+        group asks)."""
+        opt = getattr(optimizer, "optimizer", optimizer)
+        clip = float(cfg.signals.clip)
+        gen = int(getattr(opt, "generations", 0))
+        if gen != self._seen:
+            n, self._seen = gen - self._seen, gen
+            k = float(getattr(opt, "curvature", math.nan))
+            if not math.isnan(k):
+                k2 = min(k * k, (1.0 + clip) * self.k_star**2)  # bounded input (K = inf too)
+                if self._k2 is None:
+                    self._k2 = k2
+                else:  # n generations since the last update (ae.every > 1): the latest K n times
+                    a = 1.0 - (1.0 - 1.0 / max(float(cfg.signals.tc_var), 1.0)) ** n
+                    self._k2 += a * (k2 - self._k2)
+        if self._k2 is None:
+            return 0.0
+        x = 1.0 - self._k2 / self.k_star**2
+        return float(cfg.targets.s_star) * max(-clip, min(1.0, x))
 
 
 def binding_for(optimizer: Optimizer) -> Binding:

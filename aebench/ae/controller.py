@@ -248,6 +248,7 @@ class AEControl:
             base[mc.column] = value
             model[mc.column] = mc
         params = L.params_from_config(cfg, kinds)
+        self._family_gains(params, kinds)
         if model:
             params.m = params.m * torch.tensor(shares, dtype=params.m.dtype)
         alpha0 = self.binding.read(group, "alpha") if "alpha" in self.binding.kinds else 0.0
@@ -447,7 +448,7 @@ class AEControl:
             V=self.loss.V,
             R=self.loss.R,
             rho=gs.grad.rho,
-            S=gs.grad.S,
+            S=self._noise_S(gs),
             gamma=usable(gs.gauge.x),
             gamma_star=usable(gs.gauge.target),
         )
@@ -540,6 +541,26 @@ class AEControl:
             level_rel, ez, ezbar, gs.fparams.m, self.cfg.lyapunov.weight, psi
         )
 
+    # ---- family hook (AE-4): a binding may supply the noise law's S (the only law that reads
+    # S); the ES binding's reading is in aebench.ae.bindings.ESBinding.noise_S and docs/es.md
+    def _noise_S(self, gs: GroupState) -> float:
+        own = self.binding.noise_S(self.optimizer, self.cfg)
+        return gs.grad.S if own is None else own
+
+    def _family_gains(self, params: L.LawParams, kinds: list[str]) -> None:
+        """Kinds the family's step does not scale with (``Binding.step_free``) are not shrunk by
+        AE-5, whose shrink is meant for step-like coefficients; a family whose noise law does
+        not read the loss variance (``Binding.noise_reads_V`` false) gets k_v = 0."""
+        free = [1.0 if k in self.binding.step_free else 0.0 for k in kinds]
+        if any(free):
+            keep = 1.0 - torch.tensor(free, dtype=params.shrink_mask.dtype)
+            params.shrink_mask = params.shrink_mask * keep
+        if not self.binding.noise_reads_V:
+            params.kappa = params.kappa.clone()
+            params.kappa[2] = 0.0
+
+    # ---- end of the family hook
+
     def _energy_coordinates(
         self, gs: GroupState, z: list[float], zbar: list[float]
     ) -> tuple[list[float], list[float]]:
@@ -602,7 +623,7 @@ class AEControl:
             "V": self.loss.V,
             "R": self.loss.R,
             "rho": gs.grad.rho,
-            "S": gs.grad.S,
+            "S": self._noise_S(gs),
             "gamma": gs.gauge.gamma,
             "gamma_star": gs.gauge.target,
             "budget_lambda": gs.lam,

@@ -145,8 +145,9 @@ class CMAES(Optimizer):
         self.evaluations += len(values)
         return torch.tensor(values, dtype=torch.float64)
 
-    def tell(self, fitness: torch.Tensor) -> None:
-        """Tell pycma the losses (minus the fitnesses); a non-finite loss becomes +inf-like."""
+    def tell(self, fitness: torch.Tensor, center: float | None = None) -> None:
+        """Tell pycma the losses (minus the fitnesses); a non-finite loss becomes +inf-like.
+        ``center`` (the ES module passes it) is not used: pycma keeps its own step size."""
         if not self._solutions:
             return
         losses = [-v if math.isfinite(v) else float("inf") for v in fitness.tolist()]
