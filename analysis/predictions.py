@@ -2,8 +2,8 @@
 
 A prediction names the runs it needs, the metric(s), the comparison, the direction the theory
 predicts, a threshold and alpha, and the sweep that produces its runs. It is written before the
-runs exist and evaluated by :mod:`analysis.verdicts`. Every key is documented in the README
-(section "Predictions"); in short:
+runs exist and evaluated by :mod:`analysis.verdicts`. Every key is documented in
+docs/predictions.md; in short:
 
 - ``kind: compare`` (default): arm ``b`` (the arm the theory favours) against arm ``a`` (the
   reference), paired on ``pair_on`` (default: the seed) within each stratum (``strata``,
@@ -134,7 +134,7 @@ class Guard:
 
 @dataclass(frozen=True)
 class Prediction:
-    """One pre-registered prediction (see the module doc and the README for every key)."""
+    """One pre-registered prediction (see the module doc and docs/predictions.md for every key)."""
 
     name: str
     claim: str
@@ -312,7 +312,9 @@ def _guards(path: str, value: Any) -> tuple[Guard, ...]:
 def validate(raw: Any, path: str, default_name: str) -> Prediction:
     """A :class:`Prediction` from the parsed YAML of one file, or a :class:`PredictionError`."""
     if not isinstance(raw, dict):
-        raise _err(path, "<file>", type(raw).__name__, "a mapping of keys (see the README)")
+        raise _err(
+            path, "<file>", type(raw).__name__, "a mapping of keys (see docs/predictions.md)"
+        )
     for key in raw:
         if key not in ALLOWED:
             raise _err(path, str(key), raw[key], "unknown key; allowed: " + ", ".join(ALLOWED))
