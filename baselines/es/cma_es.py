@@ -52,6 +52,9 @@ class CMAES(Optimizer):
     """
 
     ae_family: ClassVar[str] = "cma"
+    #: pycma adapts its own step size and mean rate: no AE binding, never a fixed schedule
+    self_tuning: ClassVar[bool] = True
+    own_lr: ClassVar[bool] = True
 
     def __init__(
         self,
