@@ -4,7 +4,8 @@ Every YAML option extends one of these dataclasses (``defaults: [/schema/<group>
 so a typo'd key or a value of the wrong type fails at composition, before any training, with a
 message naming the key. Range checks that a type cannot express live in ``aebench.validation``.
 The schemas sit in the ``schema/`` group, out of the user's groups, so ``task='glob(*)'`` sweeps
-only real options.
+only real options. Task, optimizer and schedule schemas are derived from the plug-ins' own
+constructors and options, read from source (docs/design.md, "Plug-ins describe themselves").
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import copy
 import dataclasses
 import functools
 import importlib.util
+import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -163,183 +166,9 @@ class WikiTextTaskConfig(TaskConfig):
     scales: WikiTextScalesConfig = field(default_factory=WikiTextScalesConfig)
 
 
-# ---------------------------------------------------------------- optimizer
-@dataclass
-class SGDConfig:
-    _target_: str = "torch.optim.SGD"
-    _partial_: bool = True
-    lr: float = MISSING
-    momentum: float = 0.0
-    dampening: float = 0.0
-    weight_decay: float = 0.0
-    nesterov: bool = False
-    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
-    search_space: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class AdamConfig:
-    _target_: str = "torch.optim.Adam"
-    _partial_: bool = True
-    lr: float = MISSING
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    amsgrad: bool = False
-    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
-    search_space: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class AdafactorConfig:
-    _target_: str = "torch.optim.Adafactor"
-    _partial_: bool = True
-    lr: float = MISSING
-    beta2_decay: float = -0.8
-    #: (eps1 for the denominator, eps2 for the relative step); eps1 None means machine epsilon
-    eps: list[Any] = field(default_factory=lambda: [None, 1e-3])
-    d: float = 1.0
-    weight_decay: float = 0.0
-    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
-    search_space: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ScheduleFreeAdamWConfig:
-    """``baselines.lr_free.schedulefree_adamw`` (schedulefree.AdamWScheduleFree)."""
-
-    _target_: str = "baselines.lr_free.schedulefree_adamw"
-    _partial_: bool = True
-    lr: float = MISSING
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    #: the optimizer's internal linear warmup, a fraction of the run's step budget
-    warmup_frac: float = 0.05
-    r: float = 0.0
-    weight_lr_power: float = 2.0
-    #: the run's budget, interpolated (``${steps}``, ``${task.budget.${scale.name}}``)
-    run_steps: int | None = None
-    budget: int | None = None
-    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
-    search_space: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ProdigyConfig:
-    """``prodigyopt.Prodigy``: Adam with a D-Adaptation step size d * lr."""
-
-    #: the class is a third-party one, which cannot declare its traits (aebench.schema.TRAITS):
-    #: d is estimated from the gradients, so the step size is its own; it takes any schedule
-    traits: ClassVar[dict[str, Any]] = {"self_tuning": True}
-    _target_: str = "prodigyopt.Prodigy"
-    _partial_: bool = True
-    lr: float = MISSING
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    beta3: float | None = None
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    decouple: bool = True
-    use_bias_correction: bool = False
-    safeguard_warmup: bool = False
-    d0: float = 1e-6
-    d_coef: float = 1.0
-    # growth_rate stays at the package's unbounded default (inf is not valid JSON in a record)
-    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
-    search_space: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class SGDHDConfig:
-    """``baselines.hypergradient.SGDHD``: SGD whose lr follows its hypergradient."""
-
-    _target_: str = "baselines.hypergradient.SGDHD"
-    _partial_: bool = True
-    lr: float = MISSING
-    hypergrad_lr: float = 1e-3
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
-    search_space: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class AdamHDConfig:
-    """``baselines.hypergradient.AdamHD``: Adam whose lr follows its hypergradient."""
-
-    _target_: str = "baselines.hypergradient.AdamHD"
-    _partial_: bool = True
-    lr: float = MISSING
-    hypergrad_lr: float = 1e-7
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
-    search_space: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class OpenAIESConfig:
-    """``baselines.es.OpenAIES``: full-rank mirrored-sampling ES (one step = one generation)."""
-
-    _target_: str = "baselines.es.OpenAIES"
-    _partial_: bool = True
-    lr: float | None = MISSING
-    #: perturbation std, absolute (parameter units)
-    sigma: float | None = MISSING
-    population: int = 32
-    antithetic: bool = True
-    #: centered_ranks | none
-    shaping: str = "centered_ranks"
-    weight_decay: float = 0.0
-    #: sgd | adam: how the ES estimate is applied (Adam: the OpenAI-ES paper's setting)
-    update: str = "sgd"
-    #: Adam's (beta1, beta2) and eps (update=adam only)
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-    #: divide the rank-shaped estimate by the configured sigma, not the drawn one (step
-    #: independent of sigma when AE moves it; identical while sigma stays at its configured value)
-    decouple: bool = True
-    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
-    search_space: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class EGGROLLConfig(OpenAIESConfig):
-    """``baselines.es.EGGROLL``: low-rank perturbations A B^T / sqrt(r) per weight matrix."""
-
-    _target_: str = "baselines.es.EGGROLL"
-    rank: int = 1
-
-
-@dataclass
-class CMAESConfig:
-    """``baselines.es.CMAES``: pycma's CMA-ES (ask/tell), for small parameter counts."""
-
-    #: CMA-ES adapts its own step size and covariance, and reads its lr (pycma's CMA_cmean) once
-    #: (to move onto the class in baselines/es/cma_es.py, which is where a trait belongs)
-    traits: ClassVar[dict[str, Any]] = {"self_tuning": True, "own_lr": True}
-    _target_: str = "baselines.es.CMAES"
-    _partial_: bool = True
-    #: initial step size, absolute (parameter units)
-    sigma0: float = 0.5
-    #: pycma's popsize; null: its default 4 + floor(3 ln n)
-    population: int | None = None
-    #: pycma's CMA_cmean (learning rate of the mean)
-    lr: float = 1.0
-    #: the largest parameter count accepted (full covariance: O(n^2) memory, O(n^3) time)
-    max_dim: int = 1000
-    #: further pycma options (cma.CMAOptions), e.g. {tolfun: 1e-12}
-    options: dict[str, Any] = field(default_factory=dict)
-    #: IPOP restarts allowed once pycma's termination criteria fire (0: freeze instead)
-    restarts: int = 0
-    #: population factor per restart
-    incpopsize: float = 2.0
-    #: the tuning search space of this optimizer (read by rulesets; not passed to it)
-    search_space: dict[str, Any] = field(default_factory=dict)
-
-
+# ---------------------------------------------------------------- optimizer, schedule
+# No schema here: each option's is derived from its YAML and its ``_target_``'s constructor
+# (derived_option_schemas, below; docs/design.md).
 def optimizer_factory(node: Any) -> Any:
     """The optimizer factory (``instantiate`` of ``_partial_`` config ``node``) without its
     ``search_space``: a tuning declaration read by :mod:`aebench.tuning`, not an argument."""
@@ -349,60 +178,6 @@ def optimizer_factory(node: Any) -> Any:
     kwargs = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
     kwargs = {k: v for k, v in dict(kwargs).items() if k != "search_space"}
     return instantiate(kwargs, _convert_="all")
-
-
-# ---------------------------------------------------------------- schedule
-@dataclass
-class ConstantScheduleConfig:
-    _target_: str = "baselines.schedules.constant"
-    _partial_: bool = True
-
-
-@dataclass
-class CosineScheduleConfig:
-    _target_: str = "baselines.schedules.cosine"
-    _partial_: bool = True
-    warmup_frac: float = 0.05
-    min_lr_frac: float = 0.0
-
-
-@dataclass
-class StepScheduleConfig:
-    _target_: str = "baselines.schedules.step"
-    _partial_: bool = True
-    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
-    gamma: float = 0.1
-
-
-@dataclass
-class OneCycleScheduleConfig:
-    _target_: str = "baselines.schedules.onecycle"
-    _partial_: bool = True
-    pct_start: float = 0.3
-    div_factor: float = 25.0
-    final_div_factor: float = 1e4
-    anneal_strategy: str = "cos"
-    cycle_momentum: bool = False
-
-
-@dataclass
-class LRFinderScheduleConfig:
-    """``baselines.lr_finder.LRFinderSchedule``: an LR range test before training, then
-    ``then`` at the suggested lr (every key documented in ``conf/schedule/lr_finder.yaml``)."""
-
-    _target_: str = "baselines.lr_finder.LRFinderSchedule"
-    _partial_: bool = False
-    min_lr: float = 1e-6
-    max_lr: float = 10.0
-    num_steps: int = 100
-    smooth: float = 0.9
-    diverge_factor: float = 4.0
-    #: min_div10 | steepest
-    suggestion: str = "min_div10"
-    #: constant | cosine
-    then: str = "constant"
-    warmup_frac: float = 0.05
-    min_lr_frac: float = 0.0
 
 
 # ---------------------------------------------------------------- scale, logger
@@ -861,28 +636,200 @@ def derived_task_schemas(conf: Path) -> dict[str, type]:
     return schemas
 
 
+# ---- optimizer and schedule options: the option's keys, typed by the constructor
+#: the groups whose options' schemas are derived by :func:`derived_option_schemas`
+OPTION_GROUPS = ("optimizer", "schedule")
+#: packages whose sources are never read: torch is no plug-in, its files are large, and its
+#: optimizers annotate ``lr`` as ``float | Tensor`` (nothing to type a config key with)
+_UNREAD = frozenset({"torch"})
+#: ``key: value  # type: <annotation>``: an option's explicit type for a key (``float | None``)
+_TYPE_COMMENT = re.compile(r"^([A-Za-z_]\w*)\s*:[^#]*#\s*type:\s*([^;#]+)")
+#: ``# @traits {key: value}`` in an option's leading comments: the traits of a third-party
+#: ``_target_``, which cannot declare them itself (read by :func:`traits_of`)
+_TRAITS_COMMENT = re.compile(r"^#\s*@traits\s+(.+)$")
+#: a plain interpolation ``${a.b.c}`` of another key, typed by that key's schema
+_INTERPOLATION = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")
+
+
+def _parameters(target: str, depth: int = 0) -> dict[str, tuple[Any, Any]] | None:
+    """``{name: (annotation node, (module, tree))}`` of the constructor of ``target`` read from
+    its source (a class's ``__init__``, inherited if it has none; a factory function's
+    signature); None where there is no source to read (or it is torch's)."""
+    module, _, name = target.rpartition(".")
+    if not module or module.split(".")[0] in _UNREAD or depth > 8:
+        return None
+    found = _lookup(module, name, 0)
+    if found is None:
+        return None
+    node, where, tree = found
+    init: ast.stmt | None = node
+    if isinstance(node, ast.ClassDef):
+        init = next(
+            (s for s in node.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"),
+            None,
+        )
+        if init is None:
+            for base in node.bases:
+                resolved = _resolve_name(where, tree, _dotted(base) or "")
+                if resolved and resolved not in _ROOTS:
+                    inherited = _parameters(resolved, depth + 1)
+                    if inherited is not None:
+                        return inherited
+            return None
+    if not isinstance(init, ast.FunctionDef):
+        return None
+    args = [*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs]
+    if isinstance(node, ast.ClassDef):
+        args = args[1:]  # self
+    return {a.arg: (a.annotation, (where, tree)) for a in args}
+
+
+def _is_optional(kind: Any) -> bool:
+    return type(None) in typing.get_args(kind)
+
+
+def _interpolated_type(value: str) -> Any:
+    """The type of the key a plain interpolation ``${a.b}`` reads, from the schemas of the
+    config (``task.*``: :class:`TaskConfig`); None where it cannot be told (a nested
+    interpolation, a relative one, a key no schema types)."""
+    match = _INTERPOLATION.match(value)
+    if match is None:
+        return None
+    kind: Any = Config
+    for part in match.group(1).split("."):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if _is_optional(kind) and len(args) == 1:
+            kind = args[0]
+        if not dataclasses.is_dataclass(kind):
+            return None
+        hints = {"task": TaskConfig} if kind is Config else {}
+        kind = hints.get(part) or typing.get_type_hints(kind).get(part)
+        if kind is None or kind is Any:
+            return None
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    return Optional[args[0]] if _is_optional(kind) and len(args) == 1 else kind  # noqa: UP045
+
+
+def _value_type(value: Any) -> Any:
+    """The type of a literal YAML value: a scalar's, a list of one scalar type's (ints among
+    floats count as floats), a mapping's (``dict[str, Any]``); Any for null."""
+    if isinstance(value, bool | int | float | str):
+        return type(value)
+    if isinstance(value, list):
+        kinds = {_value_type(v) for v in value}
+        if kinds == {int, float}:
+            kinds = {float}
+        if len(kinds) == 1 and (kind := kinds.pop()) in (bool, int, float, str):
+            return list[kind]
+        return list[Any]
+    if isinstance(value, dict):
+        return dict[str, Any]
+    return Any
+
+
+def _key_type(key: str, value: Any, explicit: str | None, params: dict | None) -> Any:
+    """The type of an option's ``key`` (given ``value`` in its YAML): its explicit ``# type:``
+    annotation, else the type of the key an interpolation reads, else the annotation of the
+    constructor parameter of that name, else the YAML value's own; Optional if the YAML's
+    value is null."""
+    kind: Any = None
+    if explicit is not None:
+        try:
+            kind = _annotation_type(ast.parse(explicit.strip(), mode="eval").body)
+        except SyntaxError:
+            raise ValueError(f"{key}: '# type: {explicit.strip()}' is no annotation") from None
+    if kind is None and isinstance(value, str) and "${" in value:
+        kind = _interpolated_type(value) or None
+    if kind is None and params is not None and key in params:
+        annotation, where = params[key]
+        kind = _annotation_type(annotation, where)
+        kind = None if kind is Any else kind
+    if kind is None:
+        kind = Any if isinstance(value, str) and "${" in value else _value_type(value)
+    if value is None and kind is not Any and not _is_optional(kind):
+        kind = Optional[kind]  # noqa: UP045 - OmegaConf reads it
+    return kind
+
+
+def _option_comments(text: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """An option's ``# type:`` annotations per top-level key and its ``# @traits``."""
+    import yaml
+
+    types: dict[str, str] = {}
+    traits: dict[str, Any] = {}
+    leading = True
+    for line in text.splitlines():
+        if leading and line.startswith("#"):
+            found = _TRAITS_COMMENT.match(line)
+            if found is not None:
+                declared = yaml.safe_load(found.group(1))
+                traits.update(declared if isinstance(declared, dict) else {})
+            continue
+        leading = leading and not line.strip()
+        if (found := _TYPE_COMMENT.match(line)) is not None:
+            types[found.group(1)] = found.group(2)
+    return types, traits
+
+
+@functools.cache
+def _options(conf: Path, group: str) -> tuple[tuple[str, dict[str, Any], str], ...]:
+    """``(kind, YAML keys and values, YAML text)`` of every option of ``group`` in the config
+    tree ``conf`` that names its own schema (``/schema/<group>/<kind>@_here_``) and gives its
+    ``_target_``."""
+    from omegaconf import OmegaConf
+
+    found = []
+    for path in sorted((conf / group).glob("*.yaml")):
+        try:
+            text = path.read_text(encoding="utf-8")
+            option = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+        except Exception:  # noqa: BLE001 - a broken option is Hydra's to report, by name
+            continue
+        if not isinstance(option, dict) or "_target_" not in option:
+            continue
+        names = [str(d) for d in option.pop("defaults", None) or [] if isinstance(d, str)]
+        if f"/schema/{group}/{path.stem}@_here_" in names:
+            found.append((path.stem, option, text))
+    return tuple(found)
+
+
+@functools.cache
+def derived_option_schemas(conf: Path, group: str) -> dict[str, type]:
+    """``schema/<group>/<kind>`` for every optimizer or schedule option of the config tree:
+    exactly the keys its YAML gives (they are what the run records: a constructor's other
+    parameters, torch's ``maximize`` or ``foreach``, stay at their defaults and out of the
+    record), each typed by :func:`_key_type` (the constructor read from source, no plug-in
+    imported); values are the YAML's, so the fields have no default but ``_target_``."""
+    schemas: dict[str, type] = {}
+    for kind, option, text in _options(conf, group):
+        explicit, _ = _option_comments(text)
+        params = _parameters(str(option["_target_"]))
+        fields: list[tuple[str, Any, Any]] = []
+        for key, value in option.items():
+            spec = field(default=value) if key == "_target_" else field(default=MISSING)
+            fields.append((key, _key_type(key, value, explicit.get(key), params), spec))
+        schemas[kind] = dataclasses.make_dataclass(f"{kind}_{group}", fields)
+    return schemas
+
+
+@functools.cache
+def _option_traits(conf: Path) -> dict[str, dict[str, Any]]:
+    """``{_target_: traits}`` declared by ``# @traits`` in the options of the config tree."""
+    declared: dict[str, dict[str, Any]] = {}
+    for group in OPTION_GROUPS:
+        for _, option, text in _options(conf, group):
+            traits = _option_comments(text)[1]
+            if traits:
+                declared.setdefault(str(option["_target_"]), {}).update(traits)
+    return declared
+
+
 SCHEMAS: dict[str, dict[str, type]] = {
     # tasks: derived from each task's constructor (derived_task_schemas), but for the interim one
     "task": {"wikitext": WikiTextTaskConfig},
-    "optimizer": {
-        "sgd": SGDConfig,
-        "adam": AdamConfig,
-        "adafactor": AdafactorConfig,
-        "schedulefree_adamw": ScheduleFreeAdamWConfig,
-        "prodigy": ProdigyConfig,
-        "sgd_hd": SGDHDConfig,
-        "adam_hd": AdamHDConfig,
-        "openai_es": OpenAIESConfig,
-        "eggroll": EGGROLLConfig,
-        "cma_es": CMAESConfig,
-    },
-    "schedule": {
-        "constant": ConstantScheduleConfig,
-        "cosine": CosineScheduleConfig,
-        "step": StepScheduleConfig,
-        "onecycle": OneCycleScheduleConfig,
-        "lr_finder": LRFinderScheduleConfig,
-    },
+    # optimizers and schedules: derived from their options (derived_option_schemas)
+    "optimizer": {},
+    "schedule": {},
     "logger": {"csv": CSVLoggerConfig, "wandb": WandbLoggerConfig},
     "swarm": SWARM_SCHEMAS,
 }
@@ -905,18 +852,24 @@ def register_configs() -> None:
     for kind, node in derived_task_schemas(config_dir()).items():
         if kind not in SCHEMAS["task"]:
             cs.store(group="schema/task", name=kind, node=node)
+    for group in OPTION_GROUPS:
+        for kind, node in derived_option_schemas(config_dir(), group).items():
+            cs.store(group=f"schema/{group}", name=kind, node=node)
 
 
 def traits_of(target: object) -> dict[str, Any]:
     """The traits of the plug-in ``target`` (a ``_target_``): those its class or function
-    declares (:func:`plugin_info`) over those its group schema declares for it (a third-party
-    class, which cannot declare its own)."""
+    declares (:func:`plugin_info`) over those an option declares for it (``# @traits`` in its
+    YAML, for a third-party class, which cannot declare its own) or its group schema does."""
+    from aebench.paths import config_dir
+
     info = plugin_info(str(target))
     traits: dict[str, Any] = {}
     for kinds in SCHEMAS.values():
         for node in kinds.values():
             if getattr(node, "_target_", None) == str(target):
                 traits.update(getattr(node, "traits", {}))
+    traits.update(_option_traits(config_dir()).get(str(target), {}))
     return {**traits, **(info.traits if info is not None else {})}
 
 
@@ -934,7 +887,12 @@ def option_name(cfg: Any, group: str) -> str:
     if choice is not None:
         return str(choice)
     target = str(OmegaConf.select(cfg, f"{group}._target_", default="") or "")
-    for kind, node in SCHEMAS.get(group, {}).items():
+    from aebench.paths import config_dir
+
+    kinds = dict(SCHEMAS.get(group, {}))
+    if group in OPTION_GROUPS:
+        kinds.update(derived_option_schemas(config_dir(), group))
+    for kind, node in kinds.items():
         if getattr(node, "_target_", None) == target:
             return kind
     return target.rsplit(".", 1)[-1]

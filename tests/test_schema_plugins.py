@@ -50,6 +50,20 @@ TOY = {
         flat.constant_lr = True
         """
     ),
+    "toy_plugins/optim.py": textwrap.dedent(
+        """
+        raise RuntimeError("imported")
+        from torch.optim import Optimizer
+
+        class Base(Optimizer):
+            def __init__(self, params, lr: float, steps: int = 3, mode: str = "a",
+                         width: int | None = None, unused: float = 1.0, seed: int = 0) -> None:
+                ...
+
+        class Child(Base):  # no constructor of its own: Base's is read
+            pass
+        """
+    ),
     "toy_plugins/task.py": textwrap.dedent(
         """
         raise RuntimeError("imported")
@@ -119,7 +133,8 @@ def test_the_package_plugins_declare_their_traits() -> None:
         assert plugin_info(es).es, es
     assert not plugin_info("torch.optim.AdamW").es
     assert traits_of("torch.optim.AdamW") == {}
-    assert traits_of("prodigyopt.Prodigy") == {"self_tuning": True}  # from its schema
+    assert traits_of("prodigyopt.Prodigy") == {"self_tuning": True}  # its option's # @traits
+    assert traits_of("baselines.es.CMAES") == {"self_tuning": True, "own_lr": True}
     rule = plugin_info("aebench.swarm.scheduler.AESwarmRule")
     assert rule is not None and rule.traits["needs_ae"] is True
 
@@ -131,6 +146,10 @@ def test_reading_the_traits_imports_no_torch() -> None:
         "assert plugin_info('baselines.es.OpenAIES').es\n"
         "assert traits_of('baselines.hypergradient.AdamHD')['self_tuning']\n"
         "assert traits_of('torch.optim.SGD') == {}\n"
+        "from aebench.paths import config_dir\n"
+        "from aebench.schema import derived_option_schemas\n"
+        "assert derived_option_schemas(config_dir(), 'optimizer')['sgd']\n"
+        "assert derived_option_schemas(config_dir(), 'schedule')['lr_finder']\n"
         "assert 'torch' not in sys.modules and 'baselines' not in sys.modules\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
@@ -213,3 +232,75 @@ def test_the_checks_name_no_plugin() -> None:
         if rel == "aebench/runner.py":  # the record's range-test fields (docs/records.md), a
             named = [s for s in named if s != "lr_finder"]  # seed stream: not a plug-in's name
         assert not named, (rel, named)
+
+
+TOY_OPTION = """\
+# a toy optimizer option
+# @traits {self_tuning: true}
+defaults:
+  - /schema/optimizer/toy_opt@_here_
+
+_target_: toy_plugins.optim.Child
+_partial_: true
+lr: ${task.lr.openai_es}     # typed by task.lr.openai_es: float or null
+steps: 5
+mode: b
+width: null
+gain: null                   # type: float | None; not a parameter: typed here
+search_space:
+  optimizer.lr: {low: 1.0e-3, high: 1.0, log: true}
+"""
+
+
+def test_an_option_schema_is_its_keys_typed_by_the_constructor(toy: Path) -> None:
+    from aebench.schema import _option_traits, derived_option_schemas
+
+    conf = toy / "conf"
+    (conf / "optimizer").mkdir(parents=True)
+    (conf / "optimizer" / "toy_opt.yaml").write_text(TOY_OPTION)
+    (conf / "optimizer" / "no_schema.yaml").write_text("_target_: toy_plugins.optim.Child\n")
+    schemas = derived_option_schemas(conf, "optimizer")
+    assert set(schemas) == {"toy_opt"}  # an option that names no schema of its own has none
+    fields = {f.name: f for f in dataclasses.fields(schemas["toy_opt"])}
+    # the YAML's keys, in its order; the constructor's others (unused, seed) stay out
+    assert list(fields) == ["_target_", "_partial_", "lr", "steps", "mode", "width", "gain",
+                            "search_space"]  # fmt: skip
+    assert fields["lr"].type == Optional[float]  # noqa: UP045 - the interpolated key's type
+    assert fields["steps"].type is int  # the inherited constructor's annotation
+    assert fields["mode"].type is str
+    assert fields["width"].type == Optional[int]  # noqa: UP045
+    assert fields["gain"].type == Optional[float]  # noqa: UP045 - its # type: comment
+    assert fields["search_space"].type == dict[str, Any]
+    assert fields["_target_"].default == "toy_plugins.optim.Child"
+    node = OmegaConf.structured(schemas["toy_opt"])
+    with pytest.raises(Exception, match="steps"):
+        node.steps = "abc"
+    with pytest.raises(Exception, match="gain"):
+        node.gain = "abc"
+    assert _option_traits(conf) == {"toy_plugins.optim.Child": {"self_tuning": True}}
+    assert "toy_plugins" not in sys.modules
+
+
+def test_the_optimizer_and_schedule_options_have_derived_schemas() -> None:
+    """Every option names its own schema; a torch optimizer's has only the option's keys
+    (maximize, foreach, fused... never enter the record); types as the old hand-written ones."""
+    from aebench.paths import config_dir
+    from aebench.schema import derived_option_schemas
+
+    for group in ("optimizer", "schedule"):
+        schemas = derived_option_schemas(config_dir(), group)
+        assert set(schemas) == {p.stem for p in (ROOT / "conf" / group).glob("*.yaml")}, group
+    opt = {k: {f.name: f.type for f in dataclasses.fields(v)}
+           for k, v in derived_option_schemas(config_dir(), "optimizer").items()}  # fmt: skip
+    assert set(opt["adamw"]) == {"_target_", "_partial_", "lr", "betas", "eps", "weight_decay",
+                                 "amsgrad", "search_space"}  # fmt: skip
+    assert not {"maximize", "foreach", "fused", "differentiable"} & set().union(*opt.values())
+    assert opt["sgd"]["lr"] is float and opt["sgd"]["nesterov"] is bool
+    assert opt["openai_es"]["lr"] == Optional[float]  # noqa: UP045 - task.lr.openai_es
+    assert opt["eggroll"]["rank"] is int and opt["cma_es"]["population"] == Optional[int]  # noqa: UP045
+    assert opt["prodigy"]["beta3"] == Optional[float]  # noqa: UP045
+    assert opt["schedulefree_adamw"]["budget"] == Optional[int]  # noqa: UP045
+    assert opt["adafactor"]["eps"] == list[Any]
+    sched = {f.name: f.type for f in dataclasses.fields(
+        derived_option_schemas(config_dir(), "schedule")["step"])}  # fmt: skip
+    assert sched["milestones"] == list[float] and sched["gamma"] is float
