@@ -178,7 +178,7 @@ def _lr_range_test(
 def new_record(cfg: DictConfig, ctx: JobContext, task: Task, budget: int, ident: Any) -> RunRecord:
     """The job's record before it trains: ``failed`` until the recorder says otherwise."""
     choices = ident.choices
-    return RunRecord(
+    record = RunRecord(
         status="failed",
         task=str(choices["task"] or cfg.task.name),
         optimizer=str(choices["optimizer"]),
@@ -197,6 +197,10 @@ def new_record(cfg: DictConfig, ctx: JobContext, task: Task, budget: int, ident:
         target=Target(value=float(cfg.task.target)),
         budget=budget,
     )
+    corpus = getattr(task, "corpus", None)  # real-data tasks name their corpus (docs/data.md)
+    if task.data_source == "real" and corpus:
+        record.extra["data"] = {"corpus": str(corpus)}
+    return record
 
 
 def build_training(

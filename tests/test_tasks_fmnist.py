@@ -307,6 +307,7 @@ def test_real_folder_records_real(tmp_path: Path) -> None:
                             tmp_path / "run")  # fmt: skip
     assert rec["status"] == "completed" and rec["data_source"] == "real"
     assert rec["config"]["task"]["data"]["name"] == "Fashion-MNIST"
+    assert rec["extra"]["data"] == {"corpus": "Fashion-MNIST"}
 
 
 @pytest.mark.skipif(not Path(DEBIAN_PATH).is_dir(), reason="dataset-fashion-mnist not installed")
