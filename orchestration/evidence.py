@@ -11,9 +11,10 @@ runs ``aebench -m experiment=<e> scale=<s> resume=true`` with every job in its o
 one sweep folder ``<out>``, and prints a progress line (done / left / ETA) whenever a job ends.
 Finally it runs ``aebench-analyze <out> --out <out>/report``.
 
-Shared set point (issue 13): the experiments of :data:`SHARED_SET_POINT` (e09 batch size, e10
-loss scale) run in two stages. Stage 1, ``reference``: the reference level alone (batch 256, loss
-scale 1; ``ablation=none ae.gauge.target=calibrate``), one folder per seed,
+Shared set point (issue 13): the experiments of :data:`SHARED_SET_POINT` (e09 batch size and its
+Fashion-MNIST stratum, e10 loss scale) run in two stages. Stage 1, ``reference``: the reference
+level alone (batch 256, 128 on Fashion-MNIST, loss scale 1; ``ablation=none
+ae.gauge.target=calibrate``), one folder per seed,
 ``<out>/<e>-reference/seed<N>``. Stage 2, ``shared``: every level and ablation with
 ``ae.gauge.target=from_run ae.gauge.from_run=<out>/<e>-reference/seed{seed}``, so each level runs
 with the set point its seed's reference calibrated (``extra.ae.gauge_set_point``), only for the
@@ -66,6 +67,8 @@ LAUNCHERS = {
 #: experiments whose levels share one gauge set point (module doc): the reference level
 SHARED_SET_POINT: dict[str, tuple[str, ...]] = {
     "e09_batch_size_sweep": ("task.batch_size=256",),
+    # the real-data stratum's reference is its middle level, DeepOBS's batch 128
+    "e09_batch_size_sweep_fmnist": ("task.batch_size=128",),
     "e10_gradient_scaling": ("task.loss_scale=1",),
 }
 #: what stage 1 fixes besides the level: the gauge on, calibrating its own set point

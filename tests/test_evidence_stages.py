@@ -126,3 +126,19 @@ def test_reference_level_must_be_one_job_per_seed(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "reference level must be one job per seed" in err[0]
     assert fake.calls == []
+
+
+@pytest.mark.parametrize("experiment", sorted(evidence.SHARED_SET_POINT))
+def test_each_reference_level_is_one_of_the_sweep_levels(experiment: str) -> None:
+    """A reference outside the sweep would calibrate a set point no stage-2 level shares."""
+    from hydra import compose, initialize_config_dir
+
+    from aebench.paths import config_dir
+
+    with initialize_config_dir(str(config_dir()), version_base=None):
+        cfg = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    for fixed in evidence.SHARED_SET_POINT[experiment]:
+        key, value = fixed.split("=", 1)
+        assert key in params, (experiment, key)
+        assert value in str(params[key]).split(","), (experiment, fixed, params[key])
