@@ -46,9 +46,9 @@ def compose(task: str, scale: str, extra: list[str]):  # noqa: ANN201
 
 def time_task(task_name: str, scale: str, device: str, steps: int, warmup: int) -> dict:
     import torch
-    from hydra.utils import instantiate
 
     from aebench.runner import build_model, build_task
+    from aebench.schema import optimizer_factory
 
     extra: list[str] = []
     fallback = False
@@ -61,7 +61,7 @@ def time_task(task_name: str, scale: str, device: str, steps: int, warmup: int) 
         fallback = True
     model = build_model(task, seed=0).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = instantiate(cfg.optimizer, _convert_="all")(params)  # the suite's factory
+    optimizer = optimizer_factory(cfg.optimizer)(params)  # the suite's factory
     batches = task.train_batches()
 
     def one_step() -> float:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.utils import instantiate
 
 from aebench.module import set_optimizer_mode
 from aebench.preflight import preflight
 from aebench.recorder import effective_lr
+from aebench.schema import optimizer_factory
 from aebench.validation import ConfigError
 from tests.helpers import compose_config, read_curves, run_in_process
 
@@ -21,7 +21,7 @@ NEW = ("schedulefree_adamw", "prodigy", "sgd_hd", "adam_hd")
 
 def _build(name: str, task: str = "regression") -> torch.optim.Optimizer:
     cfg, _ = compose_config([f"task={task}", f"optimizer={name}"])
-    return instantiate(cfg.optimizer, _convert_="all")([torch.nn.Parameter(torch.ones(3))])
+    return optimizer_factory(cfg.optimizer)([torch.nn.Parameter(torch.ones(3))])
 
 
 def _step(opt: torch.optim.Optimizer, n: int = 3) -> None:
@@ -42,10 +42,10 @@ def test_lr_keys_resolve_to_the_documented_starts() -> None:
 
 def test_schedulefree_warmup_is_a_fraction_of_the_run_budget() -> None:
     cfg, _ = compose_config(["optimizer=schedulefree_adamw", "scale=cpu", "steps=1000"])
-    opt = instantiate(cfg.optimizer, _convert_="all")([torch.nn.Parameter(torch.ones(1))])
+    opt = optimizer_factory(cfg.optimizer)([torch.nn.Parameter(torch.ones(1))])
     assert opt.param_groups[0]["warmup_steps"] == 50
     cfg, _ = compose_config(["optimizer=schedulefree_adamw", "scale=cpu", "task=regression"])
-    opt = instantiate(cfg.optimizer, _convert_="all")([torch.nn.Parameter(torch.ones(1))])
+    opt = optimizer_factory(cfg.optimizer)([torch.nn.Parameter(torch.ones(1))])
     assert opt.param_groups[0]["warmup_steps"] == round(0.05 * cfg.task.budget.cpu)
 
 
