@@ -292,22 +292,13 @@ def _fisher_z(r: float, t: float, n: int, method: str) -> float:
 
 
 @dataclass(frozen=True)
-class CorrelationTest:
+class CorrelationTest(ThresholdTest):
     """Both one-sided Fisher-z tests of an (oriented) correlation at ``threshold`` and the
-    interval they invert: ``ci_low`` / ``ci_high`` are the thresholds at which the test of
-    ``H0: rho <= t`` / ``H0: rho >= t`` has ``p = alpha``, each a one-sided ``1 - alpha``
-    bound (two-sided level ``1 - 2 alpha``). ``degenerate``: ``|r| = 1`` (every point in rank
-    order): the interval collapses to the end and cannot refute on its own."""
-
-    n: int
-    estimate: float
-    ci_low: float
-    ci_high: float
-    ci_level: float
-    p_above: float
-    p_below: float
-    degenerate: bool
-    test: str
+    interval they invert (the fields of :class:`ThresholdTest`): ``ci_low`` / ``ci_high`` are
+    the thresholds at which the test of ``H0: rho <= t`` / ``H0: rho >= t`` has ``p = alpha``,
+    each a one-sided ``1 - alpha`` bound (two-sided level ``1 - 2 alpha``). ``degenerate``:
+    ``|r| = 1`` (every point in rank order): the interval collapses to the end and cannot
+    refute on its own."""
 
 
 def correlation_test(
