@@ -347,7 +347,7 @@ class CouplingConfig:
     Stability: the linear part of the (alpha, beta1) drive is ``(C - Gamma) zeta``; with the
     defaults (leaks 0.5 and 1.0) ``C - Gamma = [[-0.5, -0.5], [-0.5, -1.0]]``, trace -1.5,
     determinant 0.25, eigenvalues -0.19 and -1.31: both negative, so the coupled pair relaxes to
-    the prior (checked in ``tests/ae/test_coupling.py``). In general it is stable while
+    the prior (checked in ``tests/ae/test_budget_guard_coupling.py``). In general it is stable while
     ``leak_a leak_b > C_ab C_ba``.
     """
 
