@@ -99,6 +99,18 @@ def tuning_fields(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def optimizer_traits(config: dict[str, Any]) -> dict[str, Any]:
+    """``RunRecord.optimizer_traits`` from a resolved config: what the optimizer named by
+    ``optimizer._target_`` declares of itself (:func:`aebench.schema.traits_of`, read from its
+    source); empty when the config names none."""
+    target = ((config or {}).get("optimizer") or {}).get("_target_")
+    if not target:
+        return {}
+    from aebench.schema import traits_of
+
+    return traits_of(str(target))
+
+
 @dataclass
 class Metric:
     name: str
@@ -173,6 +185,11 @@ class RunRecord:
     #: conf/ae/ it ran, from the command line or an experiment's defaults); predictions name it as
     #: the run field ``ae_arm``. Added without a schema bump: readers of schema 1 ignore it
     ae_arm: str | None = None
+    #: the traits the optimizer declares (aebench.schema.TRAITS: ``self_tuning``, ``own_lr``,
+    #: ``choices``), so the analysis tells a self-tuning optimizer by its record rather than by
+    #: a list of names; filled from ``config.optimizer._target_``. Added without a schema
+    #: bump: readers of schema 1 ignore it, records written before it lack it
+    optimizer_traits: dict[str, Any] | None = None
     error: str | None = None
     versions: dict[str, str | None] = field(default_factory=package_versions)
     git: dict[str, Any] = field(default_factory=git_state)
@@ -181,6 +198,8 @@ class RunRecord:
     def __post_init__(self) -> None:
         if not self.tuning:
             self.tuning = tuning_fields(self.config)
+        if self.optimizer_traits is None:
+            self.optimizer_traits = optimizer_traits(self.config)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, allow_nan=False, default=str) + "\n"

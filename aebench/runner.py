@@ -21,6 +21,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from aebench.ae.config import AEConfig
 from aebench.identity import GROUPS, ablation_name, job_identity  # noqa: F401 - re-exported
 from aebench.module import TaskModule
 from aebench.record import Metric, RunRecord, Target
@@ -205,11 +206,12 @@ def new_record(cfg: DictConfig, ctx: JobContext, task: Task, budget: int, ident:
 
 def build_training(
     cfg: DictConfig, task: Task, model: torch.nn.Module, batches: _PeekedBatches, budget: int,
-    label: str, ae_on: bool,
+    label: str, ae: AEConfig | None,
 ) -> tuple[L.LightningModule, Any, list[L.Callback], Any]:  # fmt: skip
     """``(module, recorder, callbacks, train data)``: a population (aebench/swarm, M
     trajectories, steps = total trajectory-steps) or a single run (one step = one optimizer
-    step, or one ES generation with no backward), with AE's controller first when it is on."""
+    step, or one ES generation with no backward), with AE's controller first when it is on
+    (``ae``: the AE config :func:`validate_config` checked, None with AE off)."""
     if cfg.swarm.enabled:
         from aebench.swarm.callback import build_population, ticks
 
@@ -241,10 +243,10 @@ def build_training(
         label=label,
     )
     callbacks: list[L.Callback] = [recorder]
-    if ae_on:
+    if ae is not None:
         from aebench.ae.callback import AEController
 
-        callbacks.insert(0, AEController(cfg.ae, seed=cfg.seed))
+        callbacks.insert(0, AEController(ae, seed=cfg.seed))
     return module, recorder, callbacks, batches
 
 
@@ -329,7 +331,7 @@ def _read_results(
 
 def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
     """Validate, train and record one job. A bad config raises before anything is written."""
-    validate_config(cfg)
+    ae = validate_config(cfg)  # the AE config, checked once here for its controller
     t0 = time.perf_counter()
     ident = job_identity(cfg, ctx.choices)
     if cfg.resume and (done := _resume(ctx, ident.arm, int(cfg.seed))) is not None:
@@ -343,7 +345,7 @@ def run_job(cfg: DictConfig, ctx: JobContext) -> RunRecord:
         model, batches = _seeded_start(cfg, task, record)
         label = f"[{ident.arm.rsplit('-', 1)[0]} seed={cfg.seed}]"
         job.module, recorder, callbacks, data = build_training(
-            cfg, task, model, batches, budget, label, ident.ae
+            cfg, task, model, batches, budget, label, ae
         )
         record.metric, record.target = recorder.metric, recorder.target
         record.incidents = recorder.incidents

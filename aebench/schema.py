@@ -83,89 +83,6 @@ class TaskConfig:
     lr: SuggestedLRConfig = field(default_factory=SuggestedLRConfig)
 
 
-# ---- interim: wikitext's nested keys (data.files, data.val_every) have defaults its YAML does not
-# give, so its schema stays here until tasks/wikitext.py annotates ``data`` and ``markov`` with
-# dataclasses of its own (as tasks/cartpole_drift.py does ``drift``); then these go
-@dataclass
-class DataConfig:
-    """Where a real-data task's data comes from (``tasks/hf_data.py``)."""
-
-    #: synthetic (the labelled stand-in) | real (Hugging Face datasets)
-    source: str = "synthetic"
-    #: a save_to_disk folder or a folder of data files; null: the HF cache, or the Hub if online
-    path: str | None = None
-    #: the Hub id of the data set
-    name: str = MISSING
-    #: the Hub config (subset) name; null for none
-    config: str | None = None
-    #: the datasets cache folder; null: $HF_DATASETS_CACHE
-    cache_dir: str | None = None
-    #: may the Hub be contacted when the data is neither at ``path`` nor in the cache
-    online: bool = False
-
-
-@dataclass
-class WikiTextDataConfig(DataConfig):
-    text_column: str = "text"
-    #: source=text_files: UTF-8 files or globs (tasks/text_files.py)
-    files: list[str] = field(default_factory=list)
-    #: source=text_files: every val_every-th file of the sorted list is validation
-    val_every: int = 10
-
-
-@dataclass
-class MarkovConfig:
-    """The synthetic text source of ``wikitext``: a Markov chain with a known entropy rate."""
-
-    symbols: int = 32
-    order: int = 2
-    concentration: float = 0.1
-    #: order 2: weight of the first-order part of each row (the rest depends on the pair)
-    blend: float = 0.7
-
-
-@dataclass
-class WikiTextScaleConfig:
-    """One scale's preset of ``wikitext`` (the task keys interpolate from it)."""
-
-    source: str = MISSING
-    tokenizer: str = MISSING
-    batch_size: int = MISSING
-    seq_len: int = MISSING
-    d_model: int = MISSING
-    n_layers: int = MISSING
-    n_heads: int = MISSING
-    dropout: float = MISSING
-    eval_tokens: int | None = MISSING
-    n_train_tokens: int | None = MISSING
-    target: float = MISSING
-
-
-@dataclass
-class WikiTextScalesConfig:
-    smoke: WikiTextScaleConfig = field(default_factory=WikiTextScaleConfig)
-    cpu: WikiTextScaleConfig = field(default_factory=WikiTextScaleConfig)
-    paper: WikiTextScaleConfig = field(default_factory=WikiTextScaleConfig)
-
-
-@dataclass
-class WikiTextTaskConfig(TaskConfig):
-    #: byte | word
-    tokenizer: str = MISSING
-    min_count: int = 3
-    seq_len: int = MISSING
-    d_model: int = MISSING
-    n_layers: int = MISSING
-    n_heads: int = MISSING
-    dropout: float = MISSING
-    tie: bool = True
-    eval_tokens: int | None = MISSING
-    n_train_tokens: int | None = MISSING
-    markov: MarkovConfig = field(default_factory=MarkovConfig)
-    data: WikiTextDataConfig = field(default_factory=WikiTextDataConfig)
-    scales: WikiTextScalesConfig = field(default_factory=WikiTextScalesConfig)
-
-
 # ---------------------------------------------------------------- optimizer, schedule
 # No schema here: each option's is derived from its YAML and its ``_target_``'s constructor
 # (derived_option_schemas, below; docs/design.md).
@@ -500,6 +417,37 @@ def _annotation_type(node: ast.expr | None, where: tuple[str, ast.Module] | None
     return Any
 
 
+#: every dataclass this module derives, by the name it is importable as (``aebench.schema.<name>``)
+_DERIVED: dict[str, type] = {}
+_DERIVED_PREFIX = "_derived_"
+
+
+def _dataclass(name: str, fields: list[Any], bases: tuple[type, ...] = (), key: str = "") -> type:
+    """``dataclasses.make_dataclass``, importable as ``aebench.schema._derived_<key or name>``.
+
+    So that it pickles by reference: the joblib launcher's worker processes receive Hydra's
+    ConfigStore pickled, and a dataclass pickled by value loses the identity of
+    ``dataclasses.MISSING`` (every ``default_factory`` and required field then reads as a default
+    that is a foreign object: cartpole_drift's nested ``drift`` failed to compose under
+    ``--jobs 2``). The worker finds the class through this module's ``__getattr__``, which derives
+    the schemas again from the config tree."""
+    cls = dataclasses.make_dataclass(name, fields, bases=bases)
+    qualname = _DERIVED_PREFIX + re.sub(r"\W", "_", key or name)
+    cls.__module__, cls.__qualname__ = __name__, qualname
+    _DERIVED[qualname] = cls
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    """A derived schema by its importable name (:func:`_dataclass`), derived on first use in a
+    process that has not derived them (a launcher's worker unpickling the ConfigStore)."""
+    if name.startswith(_DERIVED_PREFIX) and name not in _DERIVED:
+        derived_schemas()
+    if name in _DERIVED:
+        return _DERIVED[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @functools.cache
 def _source_dataclass(target: str) -> type | None:
     """The ``@dataclass`` ``target`` of a plug-in rebuilt from its source (fields, annotations,
@@ -529,7 +477,7 @@ def _source_dataclass(target: str) -> type | None:
             field(default=MISSING) if stmt.value is None else _field_spec(stmt.value, where, tree)
         )
         fields.append((stmt.target.id, kind, spec))
-    return dataclasses.make_dataclass(name, fields, bases=tuple(bases))
+    return _dataclass(name, fields, tuple(bases), key=target)
 
 
 def _field_spec(value: ast.expr, module: str, tree: ast.Module) -> Any:
@@ -606,7 +554,7 @@ def constructor_schema(
         kind = _annotation_type(arg.annotation, (where, tree))
         fields.append((arg.arg, kind, spec))
     fields += [(key, Any, field(default=None)) for key in extra if key not in have]
-    return dataclasses.make_dataclass(name, fields, bases=(base,))
+    return _dataclass(name, fields, (base,))
 
 
 def derived_task_schemas(conf: Path) -> dict[str, type]:
@@ -628,12 +576,57 @@ def derived_task_schemas(conf: Path) -> dict[str, type]:
         if f"/schema/task/{path.stem}@_here_" not in names:
             continue
         extra = tuple(k for k in _TASK_HARNESS if k in option)
-        schema = constructor_schema(
-            str(option["_target_"]), TaskConfig, ("seed",), f"{path.stem}_task", extra
-        )
-        if schema is not None:
-            schemas[path.stem] = schema
+        name = f"{path.stem}_task"
+        schema = constructor_schema(str(option["_target_"]), TaskConfig, ("seed",), name, extra)
+        if schema is None:
+            continue
+        scales = _scales_schema(option, schema, path.stem)
+        if scales is not None:  # typed in place of the untyped harness field
+            scales_field = ("scales", scales, field(default_factory=scales))
+            schema = _dataclass(name, [scales_field], (schema,), key=f"{name}_with_scales")
+        schemas[path.stem] = schema
     return schemas
+
+
+#: a task key that takes its value from the run's scale preset, ``scales.<scale>.<key>``
+_PER_SCALE = re.compile(r"^\$\{task\.scales\.\$\{scale\.name\}\.([A-Za-z_]\w*)\}$")
+
+
+def _scales_schema(option: dict[str, Any], schema: type, kind: str) -> type | None:
+    """The shape of a task option's ``scales`` (a preset of keys per scale): the scales and keys
+    its YAML gives, each key typed like the task key that reads it (``d_model:
+    ${task.scales.${scale.name}.d_model}`` types ``scales.<scale>.d_model`` as ``d_model``;
+    optional where a preset gives null, Any where no key reads it). None where the option has no
+    presets or they differ in their keys (left untyped: a typed preset would gain the keys)."""
+    presets = option.get("scales")
+    if not (isinstance(presets, dict) and presets):
+        return None
+    keys = [list(p) if isinstance(p, dict) else None for p in presets.values()]
+    if any(k is None or set(k) != set(keys[0]) for k in keys):
+        return None
+    readers: dict[str, Any] = {}
+
+    def read(node: dict[str, Any], node_kind: Any) -> None:
+        hints = typing.get_type_hints(node_kind) if dataclasses.is_dataclass(node_kind) else {}
+        for key, value in node.items():
+            if isinstance(value, dict):
+                inner = [a for a in typing.get_args(hints.get(key)) if a is not type(None)]
+                read(value, inner[0] if len(inner) == 1 else hints.get(key, Any))
+            elif isinstance(value, str) and (found := _PER_SCALE.match(value)):
+                readers[found.group(1)] = hints.get(key, Any)
+
+    read({k: v for k, v in option.items() if k != "scales"}, schema)
+    fields: list[tuple[str, Any, Any]] = []
+    for key in keys[0] or []:
+        key_kind = readers.get(key, Any)
+        nulls = any(p[key] is None for p in presets.values())
+        if nulls and key_kind is not Any and not _is_optional(key_kind):
+            key_kind = Optional[key_kind]  # noqa: UP045 - OmegaConf reads it
+        fields.append((key, key_kind, field(default=MISSING)))
+    preset = _dataclass(f"{kind}_scale", fields)
+    return _dataclass(
+        f"{kind}_scales", [(name, preset, field(default_factory=preset)) for name in presets]
+    )
 
 
 # ---- optimizer and schedule options: the option's keys, typed by the constructor
@@ -808,7 +801,7 @@ def derived_option_schemas(conf: Path, group: str) -> dict[str, type]:
         for key, value in option.items():
             spec = field(default=value) if key == "_target_" else field(default=MISSING)
             fields.append((key, _key_type(key, value, explicit.get(key), params), spec))
-        schemas[kind] = dataclasses.make_dataclass(f"{kind}_{group}", fields)
+        schemas[kind] = _dataclass(f"{kind}_{group}", fields)
     return schemas
 
 
@@ -824,12 +817,9 @@ def _option_traits(conf: Path) -> dict[str, dict[str, Any]]:
     return declared
 
 
+#: the schemas written here; those of tasks (derived_task_schemas), optimizers and schedules
+#: (derived_option_schemas) are derived from the plug-ins
 SCHEMAS: dict[str, dict[str, type]] = {
-    # tasks: derived from each task's constructor (derived_task_schemas), but for the interim one
-    "task": {"wikitext": WikiTextTaskConfig},
-    # optimizers and schedules: derived from their options (derived_option_schemas)
-    "optimizer": {},
-    "schedule": {},
     "logger": {"csv": CSVLoggerConfig, "wandb": WandbLoggerConfig},
     "swarm": SWARM_SCHEMAS,
 }
@@ -847,14 +837,21 @@ def register_configs() -> None:
     for group, kinds in SCHEMAS.items():
         for kind, node in kinds.items():
             cs.store(group=f"schema/{group}", name=kind, node=node)
+    for group, kinds in derived_schemas().items():
+        for kind, node in kinds.items():
+            cs.store(group=f"schema/{group}", name=kind, node=node)
+
+
+def derived_schemas() -> dict[str, dict[str, type]]:
+    """``{group: {kind: schema}}`` of the package's config tree derived from the plug-ins: the
+    tasks' (:func:`derived_task_schemas`), the optimizers' and schedules'
+    (:func:`derived_option_schemas`)."""
     from aebench.paths import config_dir
 
-    for kind, node in derived_task_schemas(config_dir()).items():
-        if kind not in SCHEMAS["task"]:
-            cs.store(group="schema/task", name=kind, node=node)
+    derived = {"task": derived_task_schemas(config_dir())}
     for group in OPTION_GROUPS:
-        for kind, node in derived_option_schemas(config_dir(), group).items():
-            cs.store(group=f"schema/{group}", name=kind, node=node)
+        derived[group] = derived_option_schemas(config_dir(), group)
+    return derived
 
 
 def traits_of(target: object) -> dict[str, Any]:

@@ -7,8 +7,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    from aebench.ae.config import AEConfig
 
 
 class ConfigError(ValueError):
@@ -66,8 +70,10 @@ def _numbers(value: object) -> list[float]:
     return []
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` on the first value out of its allowed range."""
+def validate_config(cfg: DictConfig) -> AEConfig | None:
+    """Raise :class:`ConfigError` on the first value out of its allowed range. Returns the AE
+    config it checked (None with AE off), for the controller: it does not check it again
+    (:func:`aebench.ae.config.validated`)."""
     if cfg.scale.name not in SCALES:
         raise ConfigError(f"scale.name={cfg.scale.name}: must be one of {', '.join(SCALES)}")
     if cfg.trainer.accelerator not in ACCELERATORS:
@@ -75,11 +81,12 @@ def validate_config(cfg: DictConfig) -> None:
             f"trainer.accelerator={cfg.trainer.accelerator}: must be one of "
             + ", ".join(ACCELERATORS)
         )
+    ae = None
     if cfg.ae.enabled:
         from aebench.ae.config import validate as validate_ae
 
         try:
-            validate_ae(cfg.ae)
+            ae = validate_ae(cfg.ae)
         except ValueError as err:
             raise ConfigError(str(err).splitlines()[0]) from None
     if cfg.get("swarm") is not None and cfg.swarm.get("enabled"):
@@ -101,6 +108,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check_choices(cfg)
     _check_lr_owners(cfg)
     _check_es(cfg)
+    return ae
 
 
 def _traits(cfg: DictConfig, group: str) -> dict:
@@ -128,7 +136,6 @@ def _options(group: str, keep: Callable[[str], bool]) -> str:
     import yaml
 
     from aebench.paths import config_dir
-    from aebench.schema import SCHEMAS
 
     names = []
     for path in sorted((config_dir() / group).glob("*.yaml")):
@@ -136,11 +143,7 @@ def _options(group: str, keep: Callable[[str], bool]) -> str:
             option = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError):
             continue
-        target = option.get("_target_")
-        for entry in option.get("defaults") or []:
-            kind = str(entry).split("@", 1)[0].rpartition("/")[2]
-            if target is None and str(entry).startswith(f"/schema/{group}/"):
-                target = getattr(SCHEMAS[group].get(kind), "_target_", None)
+        target = option.get("_target_") if isinstance(option, dict) else None
         if target is not None and keep(str(target)):
             names.append(path.stem)
     return ", ".join(names)

@@ -12,7 +12,8 @@ docs/predictions.md; in short:
   fixed schedule".
 - ``a: best_fixed_schedule`` (a named arm, :data:`NAMED_ARMS`) is shorthand for "the best
   vanilla run over every schedule and lr in the stratum": ``a = {ae: false, swarm: off}``
-  without the optimizers that set their own step size (:data:`SELF_TUNING_OPTIMIZERS`), and
+  without the optimizers that set their own step size (the run field ``self_tuning``, from the
+  record's ``optimizer_traits``; :func:`analysis.runs.self_tuning`), and
   ``select_a: best`` implied (``select_a: all`` is an error). The selection is over schedules
   and lrs, so neither may be a stratum or a pairing field (``schedule``, ``lr``, ``arm``,
   ``label``, ``method``, ``config.schedule...``, ``config.optimizer.lr``): a one-line error
@@ -49,14 +50,12 @@ KINDS = ("compare", "spread", "correlation")
 DIRECTIONS = ("better", "worse", "increase", "decrease")
 EFFECTS = ("difference", "relative")
 SELECTS = ("all", "best")
-#: optimizers that set their own step size (baselines/lr_free.py, baselines/hypergradient.py):
-#: not fixed schedules, so never candidates of ``best_fixed_schedule``
-SELF_TUNING_OPTIMIZERS = ("schedulefree_adamw", "prodigy", "sgd_hd", "adam_hd")
 #: named arms ``a`` may be instead of a filter: ``(filter, excluded, what varies inside)``
 NAMED_ARMS: dict[str, tuple[dict[str, tuple], dict[str, tuple], str]] = {
     "best_fixed_schedule": (
         {"ae": (False,), "swarm": ("off",)},
-        {"optimizer": SELF_TUNING_OPTIMIZERS},
+        # optimizers that set their own step size are no fixed schedule (their trait)
+        {"self_tuning": (True,)},
         "schedule and optimizer.lr",
     ),
 }

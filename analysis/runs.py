@@ -45,6 +45,10 @@ import pandas as pd
 
 #: the statuses of the run-record contract (aebench/record.py); anything else is ``partial``
 STATUSES = ("completed", "diverged", "failed")
+#: the optimizers that set their own step size, for records written before the record carried
+#: ``optimizer_traits`` (docs/records.md): only those are told by name, every later one by its
+#: ``optimizer_traits.self_tuning`` (:func:`self_tuning`)
+LEGACY_SELF_TUNING = ("schedulefree_adamw", "prodigy", "sgd_hd", "adam_hd")
 #: fields without which a record cannot be analysed (it is then kept as ``partial``)
 REQUIRED = ("status", "task", "seed", "metric")
 #: config keys that are not part of an arm (as aebench.record.NOT_IN_ARM; not imported, so
@@ -92,6 +96,7 @@ RECORD_COLUMNS = [
     "error",
     "overrides",
     "ae_choice",
+    "self_tuning",
     "schema",
     "commit",
     "arm",
@@ -191,11 +196,22 @@ def flatten(record: dict, path: Path) -> dict:
         "error": _first_line(record.get("error")),
         "overrides": " ".join(map(str, overrides)) if isinstance(overrides, list) else None,
         "ae_choice": record.get("ae_arm"),
+        "self_tuning": self_tuning(record),
         "schema": record.get("schema"),
         "commit": _mapping(record.get("git")).get("commit"),
         "arm": record.get("arm"),
         "path": str(path.parent),
     }
+
+
+def self_tuning(record: dict) -> bool:
+    """Whether the run's optimizer sets its own step size: its record's
+    ``optimizer_traits.self_tuning``, or, for a record written before the field existed, whether
+    it names one of :data:`LEGACY_SELF_TUNING`."""
+    traits = record.get("optimizer_traits")
+    if isinstance(traits, dict):
+        return bool(traits.get("self_tuning"))
+    return record.get("optimizer") in LEGACY_SELF_TUNING
 
 
 def _ae_summary(record: dict) -> dict:

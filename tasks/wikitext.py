@@ -47,18 +47,20 @@ computed is recorded as ``inf``.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from aebench.task import ConfigError, Task
-from tasks.hf_data import SOURCES, DataSpec, DataUnavailable, load_splits, require_columns
+from tasks.hf_data import SOURCES, DataUnavailable, TextData, load_splits, require_columns
 from tasks.text_files import load_text_files
 from tasks.transformer import CausalLM
 
@@ -70,6 +72,51 @@ TEXT_SOURCES = (*SOURCES, "text_files")
 UNK, EOS = "<unk>", "<eos>"
 #: train / validation tokens of the synthetic source when n_train_tokens / eval_tokens are null
 SYN_TRAIN_TOKENS, SYN_VAL_TOKENS = 1_000_000, 65_536
+
+
+@dataclass(frozen=True)
+class WikiTextData(TextData):
+    """The shape of ``task.data`` (the config schema reads it from here, aebench.schema): the
+    text data keys of tasks/hf_data.py, defaulting to WikiText-2 raw on the Hub."""
+
+    name: str = "Salesforce/wikitext"
+    config: str | None = "wikitext-2-raw-v1"
+
+
+@dataclass(frozen=True)
+class Markov:
+    """The shape of ``task.markov``: the synthetic source (``data.source=synthetic``), a Markov
+    chain with a known entropy rate (module doc)."""
+
+    #: alphabet size (token ids 0..symbols-1)
+    symbols: int = 32
+    #: 1 or 2: symbols of context that set the next one's distribution
+    order: int = 2
+    #: Dirichlet parameter of each context's distribution (lower: peakier)
+    concentration: float = 0.1
+    #: order 2: weight of the part that depends on the last symbol only
+    blend: float = 0.7
+
+
+#: the defaults of ``data`` and ``markov`` when the task is built in code (the config always
+#: gives both: its schema types them by these dataclasses and refuses null)
+DEFAULT_DATA, DEFAULT_MARKOV = WikiTextData(), Markov()
+
+Settings = TypeVar("Settings")
+
+
+def _settings(kind: type[Settings], given: Settings | Mapping[str, Any], key: str) -> Settings:
+    """``given`` as a ``kind`` (a dataclass above): the constructor receives the config's mapping
+    (its missing keys take the dataclass's defaults); an unknown key is one line naming it and
+    the allowed ones."""
+    if isinstance(given, kind):
+        return given
+    given = dict(given or {})
+    allowed = [f.name for f in dataclasses.fields(kind)]
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise ConfigError(f"task.{key}.{unknown[0]}: unknown key; allowed: {', '.join(allowed)}")
+    return kind(**given)
 
 
 # ---------------------------------------------------------------- tokenizers
@@ -213,18 +260,13 @@ class WikiTextTask(Task):
         tie: bool = True,
         eval_tokens: int | None = 32_768,
         n_train_tokens: int | None = None,
-        markov: dict[str, Any] | None = None,
-        data: dict[str, Any] | None = None,
+        markov: Markov = DEFAULT_MARKOV,
+        data: WikiTextData = DEFAULT_DATA,
     ) -> None:
         super().__init__(seed, batch_size, loss_scale)
-        data = dict(data or {})
-        self.text_column = data.pop("text_column", "text")
-        self.files = data.pop("files", None) or []
-        self.val_every = int(data.pop("val_every", 10))
-        defaults = {"name": "Salesforce/wikitext", "config": "wikitext-2-raw-v1"}
-        self.spec = DataSpec(**{**defaults, **data})
+        self.spec = _settings(WikiTextData, data, "data")
         self.spec.check(TEXT_SOURCES)
-        markov = {"symbols": 32, "order": 2, "concentration": 0.1, "blend": 0.7, **(markov or {})}
+        markov = _settings(Markov, markov, "markov")
         self.tokenizer, self.seq_len, self.dropout, self.tie = tokenizer, seq_len, dropout, tie
         self.d_model, self.n_layers, self.n_heads = d_model, n_layers, n_heads
         self._check(min_count, eval_tokens, n_train_tokens, markov)
@@ -240,10 +282,10 @@ class WikiTextTask(Task):
         else:
             g = self.rng("data")
             self.source = MarkovSource(
-                int(markov["symbols"]),
-                int(markov["order"]),
-                float(markov["concentration"]),
-                float(markov["blend"]),
+                int(markov.symbols),
+                int(markov.order),
+                float(markov.concentration),
+                float(markov.blend),
                 g,
             )
             n_val = eval_tokens + 1 if eval_tokens is not None else SYN_VAL_TOKENS
@@ -277,7 +319,7 @@ class WikiTextTask(Task):
         min_count: int,
         eval_tokens: int | None,
         n_train_tokens: int | None,
-        markov: dict[str, Any],
+        markov: Markov,
     ) -> None:
         """One-line :class:`ConfigError` on the first value out of range."""
         if self.tokenizer not in TOKENIZERS:
@@ -298,36 +340,30 @@ class WikiTextTask(Task):
         for key, value in (("eval_tokens", eval_tokens), ("n_train_tokens", n_train_tokens)):
             if value is not None and value < 1:
                 raise ConfigError(f"task.{key}={value}: must be null or a positive integer")
-        unknown = set(markov) - {"symbols", "order", "concentration", "blend"}
-        if unknown:
+        if not 0.0 <= float(markov.blend) <= 1.0:
+            raise ConfigError(f"task.markov.blend={markov.blend}: must be in [0, 1]")
+        if int(markov.order) not in (1, 2):
+            raise ConfigError(f"task.markov.order={markov.order}: must be 1 or 2")
+        if not 2 <= int(markov.symbols) <= 256:
+            raise ConfigError(f"task.markov.symbols={markov.symbols}: must be in 2..256")
+        if not float(markov.concentration) > 0:
             raise ConfigError(
-                f"task.markov.{sorted(unknown)[0]}: unknown key; allowed: symbols, order, "
-                "concentration, blend"
-            )
-        if not 0.0 <= float(markov["blend"]) <= 1.0:
-            raise ConfigError(f"task.markov.blend={markov['blend']}: must be in [0, 1]")
-        if int(markov["order"]) not in (1, 2):
-            raise ConfigError(f"task.markov.order={markov['order']}: must be 1 or 2")
-        if not 2 <= int(markov["symbols"]) <= 256:
-            raise ConfigError(f"task.markov.symbols={markov['symbols']}: must be in 2..256")
-        if not float(markov["concentration"]) > 0:
-            raise ConfigError(
-                f"task.markov.concentration={markov['concentration']}: must be a positive number"
+                f"task.markov.concentration={markov.concentration}: must be a positive number"
             )
 
     def _rows(self) -> tuple[dict[str, Sequence[str]], str]:
         """split -> text rows of the real corpus, and the corpus's name."""
         if self.spec.source == "text_files":
             name = self.spec.name
-            rows, counts = load_text_files(self.files, self.val_every, name)
+            rows, counts = load_text_files(self.spec.files or [], self.spec.val_every, name)
             log.info("%s: %d train files, %d validation files", name, counts["train"],
                      counts["validation"])  # fmt: skip
             return rows, name
         splits = load_splits(self.spec, ("train", "validation"), "WikiText-2")
         rows = {}
         for split, ds in splits.items():
-            require_columns(ds, (self.text_column,), f"WikiText-2 split {split}")
-            rows[split] = ds[self.text_column]
+            require_columns(ds, (self.spec.text_column,), f"WikiText-2 split {split}")
+            rows[split] = ds[self.spec.text_column]
         if not any(r.strip() for r in rows["train"]):
             raise DataUnavailable("WikiText-2 split train: the text column is empty")
         return rows, "WikiText-2"

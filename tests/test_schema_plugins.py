@@ -190,6 +190,45 @@ def test_every_task_option_has_its_constructor_as_schema() -> None:
     assert MISSING not in (fields["in_dim"].default, fields["n_train"].default)
 
 
+def test_nested_task_keys_and_scale_presets_are_typed_from_the_task() -> None:
+    """wikitext's ``data`` and ``markov`` are its own dataclasses (defaults the YAML does not
+    give included); its ``scales`` presets are typed like the task keys that read them."""
+    from aebench.paths import config_dir
+    from aebench.schema import derived_task_schemas
+
+    schemas = derived_task_schemas(config_dir())
+    node = OmegaConf.structured(schemas["wikitext"])
+    assert OmegaConf.is_missing(node, "data")  # the YAML gives it; null is refused
+    node = OmegaConf.merge(node, {"data": {"source": "synthetic"}, "markov": {"order": 1}})
+    assert node.markov.order == 1 and node.markov.symbols == 32
+    assert node.data.val_every == 10 and list(node.data.files) == []  # not in the YAML
+    assert node.data.name == "Salesforce/wikitext"
+    for key, bad in (("val_every", "abc"), ("online", "maybe")):
+        with pytest.raises(Exception, match=key):
+            node.data[key] = bad
+    with pytest.raises(Exception, match="order"):
+        node.markov.order = 1.5
+    with pytest.raises(Exception, match="d_model"):
+        node.scales.smoke.d_model = "abc"  # typed as task.d_model, which reads it
+    node.scales.cpu.n_train_tokens = None  # optional, as task.n_train_tokens
+    with pytest.raises(Exception, match="n_test"):
+        OmegaConf.structured(schemas["fmnist"]).scales.cpu.n_test = 1.5
+
+
+def test_the_record_carries_the_traits_its_optimizer_declares(toy: Path) -> None:
+    from aebench.record import optimizer_traits
+
+    def traits(target: str) -> dict:
+        return optimizer_traits({"optimizer": {"_target_": target, "lr": 0.1}})
+
+    assert traits("baselines.hypergradient.SGDHD")["self_tuning"] is True  # on the class
+    assert traits("prodigyopt.Prodigy")["self_tuning"] is True  # its option's # @traits
+    assert traits("toy_plugins.Tuned") == {  # a plug-in the core does not know
+        "self_tuning": True, "own_lr": True, "choices": {"mode": ("a", "b")}
+    }  # fmt: skip
+    assert traits("torch.optim.AdamW") == {} and optimizer_traits({"seed": 0}) == {}
+
+
 def _with_optimizer(target: str, *overrides: str) -> Any:
     cfg, _ = compose_config(["optimizer=sgd", *overrides])
     with open_dict(cfg):
@@ -304,3 +343,29 @@ def test_the_optimizer_and_schedule_options_have_derived_schemas() -> None:
     sched = {f.name: f.type for f in dataclasses.fields(
         derived_option_schemas(config_dir(), "schedule")["step"])}  # fmt: skip
     assert sched["milestones"] == list[float] and sched["gamma"] is float
+
+
+def test_a_derived_schema_reaches_a_fresh_process_whole(tmp_path: Path) -> None:
+    """The joblib launcher's workers receive Hydra's ConfigStore pickled: a derived schema must
+    arrive as an importable class with its nested defaults (cartpole_drift's ``drift``), not as a
+    copy whose ``dataclasses.MISSING`` is a foreign object (which failed ``--jobs 2``)."""
+    import pickle
+
+    from hydra.core.config_store import ConfigStore
+
+    from aebench.schema import register_configs
+
+    register_configs()
+    node = ConfigStore.instance().repo["schema"]["task"]["cartpole_drift.yaml"].node
+    path = tmp_path / "schema.pkl"
+    path.write_bytes(pickle.dumps(node))
+    code = (
+        "import pickle, sys; from omegaconf import OmegaConf; "
+        "node = pickle.load(open(sys.argv[1], 'rb')); kind = node._metadata.object_type; "
+        "OmegaConf.structured(kind); print(kind.__qualname__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "_derived_cartpole_drift_task"

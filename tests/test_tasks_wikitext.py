@@ -174,6 +174,38 @@ def test_bad_values_fail_with_one_line_naming_the_key(kwargs: dict, key: str) ->
         WikiTextTask(seed=0, **params)
 
 
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["task.data.val_every=abc"], "task.data.val_every=abc: must be an integer"),
+        (["task.markov.order=1.5"], "task.markov.order=1.5: must be an integer"),
+        (["task.markov.oder=2"], "no key 'oder' in task.markov; allowed keys: symbols, order"),
+        (["task.markov=null"], "task.markov=null: field 'task.markov' is not Optional"),
+        (["task.scales.smoke.d_model=abc"], "task.scales.smoke.d_model=abc: must be an integer"),
+        (["task=python_docs", "task.data.val_every=abc"], "task.data.val_every=abc"),
+    ],  # fmt: skip
+)
+def test_bad_nested_values_are_refused_by_the_preflight_in_one_line(
+    argv: list[str], says: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:  # fmt: skip
+    """The task's own dataclasses type ``data``, ``markov`` and the scale presets: the schema
+    derived from its constructor refuses these before any job starts."""
+    import sys
+
+    from aebench import cli
+
+    task = [] if any(a.startswith("task=") for a in argv) else ["task=wikitext"]
+    argv = [*task, *argv, f"hydra.run.dir={tmp_path / 'run'}"]
+    monkeypatch.setattr(sys, "argv", ["aebench", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and says in lines[0], lines
+    assert not (tmp_path / "run").exists()
+
+
 # ------------------------------------------------------------------ the Markov stand-in
 @pytest.mark.parametrize("order", [1, 2])
 def test_markov_entropy_rate_matches_the_sampled_chain(order: int) -> None:
@@ -353,4 +385,6 @@ def test_python_docs_task_is_its_own_name(tmp_path: Path) -> None:
     assert rec["task"] == "python_docs" and rec["data_source"] == "real"
     data = rec["config"]["task"]["data"]
     assert data["source"] == "text_files" and "WikiText" not in data["name"]
+    assert data["val_every"] == 10 and rec["config"]["task"]["markov"]["order"] == 2
+    assert rec["optimizer_traits"] == {}  # adamw declares none
     assert len(files) == 10

@@ -31,7 +31,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from aebench.ae.config import AEConfig, validate
+from aebench.ae.config import AEConfig, validated
 from aebench.ae.controller import SIGNAL_COLUMNS, AEControl
 
 
@@ -40,13 +40,14 @@ class AEController(L.Callback):
 
     Args:
         cfg: :class:`AEConfig` (or mapping / DictConfig); validated at construction, so a bad
-            key or value fails before training.
+            key or value fails before training, unless :func:`aebench.ae.config.validate`
+            built it (already checked); its controllers receive it checked.
         seed: the run seed (seeds the sigma-noise generator; no other RNG stream is touched).
     """
 
     def __init__(self, cfg: Any = None, seed: int = 0) -> None:
         super().__init__()
-        self.cfg: AEConfig = validate(cfg)
+        self.cfg: AEConfig = validated(cfg)
         self.seed = int(seed)
         self.controls: dict[int, AEControl] = {}
         self._order: list[int] = []

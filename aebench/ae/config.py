@@ -560,11 +560,21 @@ def _finite(key: str, value: float) -> None:
         _fail(key, value, "must be a finite number")
 
 
+#: the instance attribute (not a field: no part of the config, its record or its equality) by
+#: which :func:`validate` marks an :class:`AEConfig` it built and checked
+_CHECKED = "_checked_by_validate"
+
+
 def validate(cfg: Any) -> AEConfig:
     """Check every field; raise ``ValueError`` with one line naming key, value and what is allowed.
 
-    Returns the coerced :class:`AEConfig`.
+    Returns the coerced :class:`AEConfig`. One it builds (from a mapping, a DictConfig or None:
+    the command line's way) is marked as checked, so :func:`validated` passes it on as it is and
+    the controllers it reaches check nothing twice; an AEConfig given is checked and returned
+    unmarked, since its owner may change it and pass it again (``dataclasses.replace`` makes an
+    unmarked copy too).
     """
+    built = not isinstance(cfg, AEConfig)
     cfg = coerce(cfg)
     for name in law_names():
         value = getattr(cfg.laws, name)
@@ -681,4 +691,14 @@ def validate(cfg: Any) -> AEConfig:
         _fail("ae.noise_every", cfg.noise_every, "must be an integer >= 1 (updates between draws)")
     if not isinstance(cfg.noise_seed, int):
         _fail("ae.noise_seed", cfg.noise_seed, "must be an integer")
+    if built:
+        setattr(cfg, _CHECKED, True)
     return cfg
+
+
+def validated(cfg: Any) -> AEConfig:
+    """``cfg`` as a checked :class:`AEConfig`: as it is if :func:`validate` built it, else
+    through :func:`validate` (a mapping, a DictConfig, an AEConfig made in code)."""
+    if isinstance(cfg, AEConfig) and getattr(cfg, _CHECKED, False):
+        return cfg
+    return validate(cfg)

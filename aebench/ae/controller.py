@@ -56,7 +56,7 @@ from torch.optim import Optimizer
 from aebench.ae import laws as L
 from aebench.ae.bindings import Binding, ModelCoefficient, add_parameter_noise, binding_for
 from aebench.ae.charts import CHART, chart_bounds, from_chart, has_off_floor, to_chart
-from aebench.ae.config import MODEL_KINDS, AEConfig, CoefConfig, law_names, validate
+from aebench.ae.config import MODEL_KINDS, AEConfig, CoefConfig, law_names, validated
 from aebench.ae.flatgrad import group_stats, read_update
 from aebench.ae.gauge import (
     GaugeState,
@@ -147,7 +147,8 @@ class AEControl:
 
     Args:
         optimizer: a torch optimizer (SGD, Adam, AdamW or Adafactor), or a LightningOptimizer.
-        cfg: :class:`AEConfig`, a mapping or a DictConfig (validated here).
+        cfg: :class:`AEConfig`, a mapping or a DictConfig (validated here, unless
+            :func:`aebench.ae.config.validate` built it: the callback's is checked already).
         seed: the run seed; with ``cfg.noise_seed`` it seeds the noise generator.
         model_coefficients: the task's model coefficients (``Task.coefficients``, kinds gate,
             dropout, l1; :mod:`aebench.ae.bindings`). They join the first param group's vector
@@ -161,7 +162,7 @@ class AEControl:
         seed: int = 0,
         model_coefficients: Sequence[ModelCoefficient] = (),
     ) -> None:
-        self.cfg: AEConfig = validate(cfg)
+        self.cfg: AEConfig = validated(cfg)
         self.optimizer: Optimizer = getattr(optimizer, "optimizer", optimizer)
         self.binding: Binding = binding_for(self.optimizer)
         self.gauge_signal = self.cfg.gauge.signal

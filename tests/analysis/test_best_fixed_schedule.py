@@ -60,6 +60,7 @@ def _runs(seed_rng: np.random.Generator, n: int = 8) -> list[dict]:
                 "ae": False,
                 "swarm": "off",
                 "optimizer": "prodigy",
+                "self_tuning": True,
                 "schedule": "constant",
                 "lr": 1.0,
                 "seed": s,
@@ -96,8 +97,27 @@ def test_the_shorthand_expands_to_vanilla_runs_and_implies_best() -> None:
     p = pred()
     assert p.a_named == "best_fixed_schedule" and p.select_a == "best"
     assert p.a == {"ae": (False,), "swarm": ("off",)}
-    assert "prodigy" in p.a_not["optimizer"] and "sgd_hd" in p.a_not["optimizer"]
+    assert p.a_not == {"self_tuning": (True,)}  # by the trait the records carry, not by name
     assert pred(select_a="best").select_a == "best"  # saying it again is fine
+
+
+def test_a_run_is_self_tuning_by_its_record_and_by_name_only_for_old_records() -> None:
+    from analysis.runs import self_tuning
+
+    assert self_tuning({"optimizer": "my_opt", "optimizer_traits": {"self_tuning": True}})
+    assert not self_tuning({"optimizer": "prodigy", "optimizer_traits": {}})  # the record wins
+    assert self_tuning({"optimizer": "prodigy"})  # written before optimizer_traits existed
+    assert not self_tuning({"optimizer": "adamw"})
+
+
+def test_a_self_tuning_optimizer_of_any_name_is_no_candidate() -> None:
+    rng = np.random.default_rng(3)
+    rows = _runs(rng)
+    for r in rows:  # a plug-in the analysis has never heard of, better than every fixed arm
+        if r.get("optimizer") == "prodigy":
+            r["optimizer"], r["arm"] = "my_self_tuner", "my_self_tuner"
+    _, evidence = evaluate([pred()], table_runset(rows), n_boot=200)
+    assert "cosine-0.1" in evidence.iloc[0]["label_a"]
 
 
 def test_the_best_vanilla_schedule_and_lr_is_picked_per_stratum() -> None:
