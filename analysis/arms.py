@@ -174,9 +174,14 @@ def _arm_row(
 
 
 def _unique(frame: pd.DataFrame, column: str, within: list[str]) -> None:
-    """Append the arm's hash to ``column`` where two arms share it within ``within``."""
+    """Append the arm's hash (the end of its id) to ``column`` where two arms share it within
+    ``within``; where that still clashes (ids that end alike, e.g. ``...-meta-external`` and
+    ``...-external``), the whole id."""
     clash = frame.duplicated([*within, column], keep=False)
-    frame.loc[clash, column] = frame.loc[clash, column] + " #" + frame.loc[clash, "arm"].str[-8:]
+    base = frame.loc[clash, column]
+    frame.loc[clash, column] = base + " #" + frame.loc[clash, "arm"].str[-8:]
+    again = clash & frame.duplicated([*within, column], keep=False)
+    frame.loc[again, column] = base[again[clash]] + " #" + frame.loc[again, "arm"]
 
 
 def annotate(runset: RunSet) -> pd.DataFrame:

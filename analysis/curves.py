@@ -66,12 +66,13 @@ def _parse_group(header: str, bodies: list[str], counts: list[int]) -> list[Curv
     names = [str(c) for c in frame.columns]
     if len(set(names)) != len(names) or frame.shape[0] != sum(counts):
         raise ValueError("ragged batch")
-    arr = frame.to_numpy(dtype=float)
+    # one column per row (pandas keeps a float frame column-major, so usually no copy): each
+    # file's columns are then contiguous slices, not copies
+    cols = np.ascontiguousarray(frame.to_numpy(dtype=float).T)
     out, start = [], 0
     for n in counts:
-        block = arr[start : start + n]
+        out.append(_finish({name: cols[j, start : start + n] for j, name in enumerate(names)}))
         start += n
-        out.append(_finish({name: block[:, j].copy() for j, name in enumerate(names)}))
     return out
 
 

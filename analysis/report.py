@@ -329,30 +329,34 @@ def arm_tables(res: Results) -> list[tuple[str, str, list[str], list[list[str]]]
         return out
     runs = res.runset.table
     counts = pd.crosstab(runs["arm"], runs["status"])  # runs per arm and status, once
+    statuses = {arm: dict(zip(counts.columns, row, strict=True)) for arm, row in counts.iterrows()}
+    targets = {
+        (ds, task, arm): (reached, n, ert)
+        for ds, task, arm, reached, n, ert in zip(
+            t["data_source"], t["task"], t["arm"], t["reached"], t["runs"], t["ert"], strict=True
+        )
+    }
     for (ds, task), g in s.groupby(["data_source", "task"], sort=True):
         metrics = [m for m in ARM_COLUMNS if m in set(g["metric"])]
         head = ["arm", "runs", *[ARM_COLUMNS[m] for m in metrics], "reached", "ERT"]
         rows = []
-        tt = t[(t["data_source"] == ds) & (t["task"] == task)].set_index("arm")
         for arm, a in g.groupby("arm", sort=False):
-            by = a.set_index("metric")
-            status = counts.loc[arm] if arm in counts.index else pd.Series(dtype=int)
+            by = {
+                m: (mean, low, high)
+                for m, mean, low, high in zip(
+                    a["metric"], a["mean"], a["ci_low"], a["ci_high"], strict=True
+                )
+            }
+            status = statuses.get(arm, {})
             extra = [f"{status[k]} {k}" for k in ("diverged", "failed") if status.get(k, 0)]
             cells = [
                 str(a["label"].iloc[0]),
-                str(int(status.sum())) + (f" ({', '.join(extra)})" if extra else ""),
+                str(int(sum(status.values()))) + (f" ({', '.join(extra)})" if extra else ""),
             ]
-            for m in metrics:
-                if m in by.index:
-                    r = by.loc[m]
-                    cells.append(interval(r["mean"], r["ci_low"], r["ci_high"]))
-                else:
-                    cells.append("-")
-            if arm in tt.index:
-                cells += [
-                    f"{tt.loc[arm, 'reached']}/{tt.loc[arm, 'runs']}",
-                    num(tt.loc[arm, "ert"]),
-                ]
+            cells += [interval(*by[m]) if m in by else "-" for m in metrics]
+            target = targets.get((ds, task, arm))
+            if target is not None:
+                cells += [f"{target[0]}/{target[1]}", num(target[2])]
             else:
                 cells += ["-", "-"]
             rows.append(cells)

@@ -26,6 +26,7 @@ import inspect
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -66,7 +67,11 @@ def finite(values: ArrayLike) -> tuple[np.ndarray, int]:
 
     ``None`` counts as NaN (pandas reads a JSON ``null`` that way).
     """
-    arr = np.asarray(pd.to_numeric(pd.Series(values, dtype=object), errors="coerce"), float)
+    dtype = getattr(values, "dtype", None)
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        arr = np.asarray(values, float)  # already numbers: no round trip through objects
+    else:
+        arr = np.asarray(pd.to_numeric(pd.Series(values, dtype=object), errors="coerce"), float)
     keep = np.isfinite(arr)
     return arr[keep], int((~keep).sum())
 
@@ -82,8 +87,15 @@ def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, flo
     if n < 2:
         return float("nan"), float("nan")
     mean = float(x.mean())
-    half = float(stats.t.ppf((1 + confidence) / 2, df=n - 1) * x.std(ddof=1) / np.sqrt(n))
+    half = float(_t_quantile((1 + confidence) / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
     return mean - half, mean + half
+
+
+@lru_cache(maxsize=256)
+def _t_quantile(q: float, df: int) -> np.float64:
+    """``stats.t.ppf(q, df)``, cached: a report asks for the same few quantiles thousands of
+    times, and scipy's per-call overhead, not the quantile, was the cost."""
+    return stats.t.ppf(q, df=df)
 
 
 def _bootstrap_kwargs(seed: int) -> dict:
@@ -132,7 +144,11 @@ def iqm(values: ArrayLike) -> float:
         return float("nan")
     if np.isnan(x).any():
         raise ValueError("iqm: NaN in values; drop non-finite values first")
-    return float(stats.trim_mean(x, proportiontocut=0.25, axis=None))
+    # scipy's trim_mean step by step (the same partition, so the same sum), without the
+    # per-call cost of its axis/NaN-policy wrapper
+    cut = int(0.25 * x.size)
+    middle = np.partition(x, (cut, x.size - cut - 1))[cut : x.size - cut]
+    return float(np.mean(middle))
 
 
 @dataclass(frozen=True)
@@ -665,6 +681,21 @@ def _draw_counts(idx: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat, minlength=k * n).reshape(k, n).astype(np.float64)
 
 
+@lru_cache(maxsize=16)
+def _paired_draw_counts(na: int, nb: int, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """How often each run of arm a and of arm b is drawn in each of ``n_boot`` resamples (each
+    arm resampled on its own, a first, from one generator seeded with ``seed``), transposed:
+    ``(na x n_boot, nb x n_boot)``. They depend on the sizes and the seed only, so every
+    comparison of equally sized arms shares them (cached, read-only)."""
+    rng = np.random.default_rng(seed)
+    ia = rng.integers(0, na, size=(n_boot, na))
+    ib = rng.integers(0, nb, size=(n_boot, nb))
+    ca = np.ascontiguousarray(_draw_counts(ia, na).T)
+    cb = np.ascontiguousarray(_draw_counts(ib, nb).T)
+    ca.flags.writeable = cb.flags.writeable = False
+    return ca, cb
+
+
 def probability_of_improvement_ci(
     a: ArrayLike,
     b: ArrayLike,
@@ -685,19 +716,18 @@ def probability_of_improvement_ci(
     xs, ys = sign * x, sign * y
     wins = (ys[None, :] > xs[:, None]) + 0.5 * (ys[None, :] == xs[:, None])  # a x b
     point = float(wins.mean())
-    rng = np.random.default_rng(seed)
-    ia = rng.integers(0, x.size, size=(n_boot, x.size))
-    ib = rng.integers(0, y.size, size=(n_boot, y.size))
+    ca, cb = _paired_draw_counts(x.size, y.size, n_boot, seed)  # run x replicate
     # a replicate's mean of wins over its resampled (a, b) pairs is sum_ij ca_i W_ij cb_j over
     # na nb, with c* how often each run was drawn; with a sorted, sum_i ca_i W_ij is a
-    # cumulative count at b_j's rank, (C[<] + C[<=]) / 2: O(n_boot n), no na x nb product
+    # cumulative count at b_j's rank, (C[<] + C[<=]) / 2: O(n_boot n), no na x nb product.
+    # Every term is a multiple of 1/2 far below 2^53, so the sums are exact in any order.
     order = np.argsort(xs, kind="stable")
-    ca = _draw_counts(ia, x.size)[:, order]
-    cum = np.concatenate([np.zeros((n_boot, 1)), np.cumsum(ca, axis=1)], axis=1)
+    cum = np.zeros((x.size + 1, n_boot))
+    np.cumsum(ca[order], axis=0, out=cum[1:])
     sx = xs[order]
     lt, le = np.searchsorted(sx, ys, "left"), np.searchsorted(sx, ys, "right")
-    per_b = 0.5 * (cum[:, lt] + cum[:, le])  # replicate x b-run: a-draws it beats
-    reps = (per_b * _draw_counts(ib, y.size)).sum(axis=1) / (x.size * y.size)
+    per_b = 0.5 * (cum[lt] + cum[le])  # b-run x replicate: a-draws it beats
+    reps = (per_b * cb).sum(axis=0) / (x.size * y.size)
     q = (1 - confidence) / 2
     lo, hi = np.quantile(reps, [q, 1 - q])
     return point, float(lo), float(hi)

@@ -24,6 +24,7 @@ say so, medians and IQMs include the diverged runs).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -138,14 +139,38 @@ def _rank_iqm(values: np.ndarray) -> float:
         return float(mid.mean()) if mid.size else math.nan
 
 
+@dataclass(frozen=True)
+class SeedPairing:
+    """The runs of two arms that share a seed: their row positions in each arm, in the order of
+    ``Index.intersection`` of the arms' seeds; ``repeated`` when a seed repeats in an arm (then
+    the arms are not paired)."""
+
+    pos_a: np.ndarray
+    pos_b: np.ndarray
+    repeated: bool = False
+
+
+def seed_pairing(runs_a: pd.DataFrame, runs_b: pd.DataFrame) -> SeedPairing:
+    """Pair two arms' runs by seed (:class:`SeedPairing`): the same for every metric, so a
+    caller comparing many metrics computes it once."""
+    none = np.empty(0, np.intp)
+    if runs_a["seed"].duplicated().any() or runs_b["seed"].duplicated().any():
+        return SeedPairing(none, none, repeated=True)
+    ia, ib = pd.Index(runs_a["seed"].to_numpy()), pd.Index(runs_b["seed"].to_numpy())
+    shared = ia.intersection(ib)
+    return SeedPairing(ia.get_indexer(shared), ib.get_indexer(shared))
+
+
 def compare_arms(
     runs_a: pd.DataFrame,
     runs_b: pd.DataFrame,
     metric: str,
     higher_is_better: bool,
     confidence: float = 0.95,
+    pairing: SeedPairing | None = None,
 ) -> tuple[dict, str]:
-    """Exploratory paired comparison of two arms' runs on ``metric``, paired by seed: the
+    """Exploratory paired comparison of two arms' runs on ``metric``, paired by seed
+    (``pairing``: :func:`seed_pairing` of the two, computed here when not given): the
     signed-rank sign-flip test of :mod:`analysis.threshold` at 0 (two-sided ``p = 2 min(p_above,
     p_below)``) and the ``confidence`` interval it inverts, on the log ratio for a positive
     metric to minimise (loss-like: ratios of geometric means), on the difference otherwise.
@@ -155,7 +180,8 @@ def compare_arms(
     out = {"test": "none", "scale": "", "n": 0, "n_dropped": 0, "diff": nan, "ci_low": nan}
     out |= {"ci_high": nan, "p": nan, "prob_improvement": nan, "prob_improvement_low": nan}
     out |= {"prob_improvement_high": nan, "degenerate": False}
-    if runs_a["seed"].duplicated().any() or runs_b["seed"].duplicated().any():
+    pairing = seed_pairing(runs_a, runs_b) if pairing is None else pairing
+    if pairing.repeated:
         return out, "repeated seeds: not paired, not compared"
     if metric == "time_to_target" and runs_a["ttt"].isna().all() and runs_b["ttt"].isna().all():
         notes.append("no run reached the target")
@@ -164,13 +190,11 @@ def compare_arms(
         or runs_b.get("plateau_exited", pd.Series(dtype=bool)).any()
     ):
         notes.append("no run left the plateau")
-    sa = pd.Series(runs_a[metric].to_numpy(float), index=runs_a["seed"].to_numpy())
-    sb = pd.Series(runs_b[metric].to_numpy(float), index=runs_b["seed"].to_numpy())
-    shared = sa.index.intersection(sb.index)
-    xa, xb = sa.loc[shared].to_numpy(float), sb.loc[shared].to_numpy(float)
+    xa = runs_a[metric].to_numpy(float)[pairing.pos_a]
+    xb = runs_b[metric].to_numpy(float)[pairing.pos_b]
     ok = ~np.isnan(xa) & ~np.isnan(xb)
     xa, xb = xa[ok], xb[ok]
-    out["n"], out["n_dropped"] = int(xa.size), int(len(sa) + len(sb) - 2 * xa.size)
+    out["n"], out["n_dropped"] = int(xa.size), int(len(runs_a) + len(runs_b) - 2 * xa.size)
     if xa.size < MIN_PAIRS:
         notes.append(f"too few pairs ({xa.size} < {MIN_PAIRS}): no test")
         return out, "; ".join(notes)
@@ -211,6 +235,8 @@ def comparisons_table(
         if a is None or b is None:
             continue
         first = b.iloc[0]
+        label_a = a.iloc[0].get("label")
+        pairing = seed_pairing(a, b)
         for metric in COMPARE_METRICS:
             if metric not in runs.columns:
                 continue
@@ -219,7 +245,7 @@ def comparisons_table(
             higher = _higher(metric, first.get("mode"))
             if higher is None:
                 continue
-            comp, note = compare_arms(a, b, metric, higher, confidence)
+            comp, note = compare_arms(a, b, metric, higher, confidence, pairing)
             rows.append(
                 {
                     "data_source": first["data_source"],
@@ -228,7 +254,7 @@ def comparisons_table(
                     "kind": pair["kind"],
                     "arm_a": pair["arm_a"],
                     "arm_b": pair["arm_b"],
-                    "label_a": a.iloc[0].get("label"),
+                    "label_a": label_a,
                     "label_b": first.get("label"),
                     "higher_is_better": higher,
                     **comp,

@@ -182,7 +182,17 @@ def _show(value: Any) -> str:
 
 
 def _map_cached(values: pd.Series, fn) -> list:  # noqa: ANN001
-    """``[fn(v) for v in values]`` computed once per distinct value (NaN values share one)."""
+    """``[fn(v) for v in values]`` computed once per distinct value (missing values share one).
+
+    A column of one type is factorised by pandas; an object column is deduplicated by
+    ``(type, value)``, so that ``True`` and ``1`` stay apart."""
+    if values.dtype != object:
+        codes, uniques = pd.factorize(values)
+        mapped = [fn(u) for u in uniques.tolist()]
+        missing = np.flatnonzero(codes < 0)
+        if missing.size:  # every missing value shares the mapping of the first one
+            mapped.append(fn(values.iloc[[int(missing[0])]].tolist()[0]))
+        return [mapped[c] for c in codes.tolist()]
     cache: dict = {}
     out = []
     for v in values.tolist():

@@ -144,3 +144,24 @@ def test_a_run_that_never_logged_a_plateau_exit_is_censored_at_its_budget(tmp_pa
     assert t.loc[("plateau", 1), "plateau_exit"] == t.loc[("plateau", 1), "budget"]
     assert not bool(t.loc[("plateau", 1), "plateau_exited"])
     assert pd.isna(t.loc[("regression", 0), "plateau_exit"])  # a task without plateau exits
+
+
+def test_clashing_labels_get_the_arm_hash_or_the_whole_id_when_ids_end_alike() -> None:
+    from analysis.arms import _unique
+
+    arms = pd.DataFrame(
+        {
+            "data_source": "synthetic",
+            "task": "regression",
+            "arm": ["r-11111111", "r-22222222", "r-cc-external", "r-cc-meta-external", "r-3"],
+            "label": ["A", "A", "B", "B", "C"],
+        }
+    )
+    _unique(arms, "label", ["data_source", "task"])
+    assert arms["label"].tolist() == [
+        "A #11111111",
+        "A #22222222",
+        "B #r-cc-external",  # "#external" twice would still clash (a crash in the profiles)
+        "B #r-cc-meta-external",
+        "C",
+    ]

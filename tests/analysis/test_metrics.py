@@ -9,6 +9,7 @@ import pytest
 
 from analysis.curves import Curves
 from analysis.metrics import (
+    coefficient_summaries,
     coefficient_summary,
     curve_metrics,
     gamma_stats,
@@ -131,3 +132,31 @@ def test_plateau_exit_from_the_task_column() -> None:
     cols["plateau_exit_step"] = np.full(5, np.nan)
     metrics, _ = curve_metrics(Curves(cols), None, budget=40)
     assert metrics["plateau_exit"] == 40 and metrics["plateau_exited"] is False
+
+
+def test_coefficient_summaries_equal_the_column_by_column_ones() -> None:
+    """All columns at once (issue 14, item 8) gives each column's own summary, bit for bit and
+    in column order, also for the columns that take the one-by-one path (a zero, a NaN, a beta
+    at 1)."""
+    rng = np.random.default_rng(1)
+    n = 101
+    columns = {
+        "step": np.arange(n, dtype=float) * 10,
+        "train_loss": np.exp(-np.arange(n) / 30),
+        "lr": 1e-3 * np.exp(rng.standard_normal(n) * 0.1),
+        "beta1": 1 - 0.1 * np.exp(rng.standard_normal(n) * 0.1),
+        "beta2/pg1": np.r_[np.full(n - 1, 0.999), 1.0],  # reaches 1: no horizon from that row
+        "weight_decay": np.zeros(n),  # not positive: no log mean
+        "eps": np.r_[np.nan, np.full(n - 1, 1e-8)],  # a blank row
+        "sigma": 1e-6 * np.exp(rng.standard_normal(n)),
+    }
+    curves = Curves(columns)
+    out, names = coefficient_summaries(curves)
+    expected: dict = {}
+    for name in ("lr", "beta1", "beta2/pg1", "weight_decay", "eps", "sigma"):
+        expected.update(coefficient_summary(name, columns[name]))
+    assert names == ["lr", "beta1", "beta2/pg1", "weight_decay", "eps", "sigma"]
+    assert list(out) == list(expected)
+    assert all(
+        out[k] == expected[k] or (math.isnan(out[k]) and math.isnan(expected[k])) for k in out
+    )

@@ -149,3 +149,26 @@ def test_the_level_score_is_scale_free_and_oriented() -> None:
     )
     assert recovery(steps, ret, phase).level_score == pytest.approx(-up.level_score)
     assert math.isnan(recovery(steps, ret - 100, phase).level_score)  # a non-positive level
+
+
+def test_median_and_the_running_median_of_three_equal_numpy_bit_for_bit() -> None:
+    """The fast paths (issue 14, item 8) give numpy's own values, the sign of zero included."""
+    from analysis.recovery import median
+
+    rng = np.random.default_rng(0)
+    for n in range(1, 40):
+        x = np.round(rng.standard_normal(n), 1)
+        x[rng.random(n) < 0.3] = rng.choice([0.0, -0.0, np.inf, -np.inf])
+        zeros = np.where(rng.random(n) < 0.5, -0.0, 0.0)
+        for v in (x, zeros, np.where(rng.random(n) < 0.1, np.nan, x)):
+            expected, got = np.median(v), median(v)
+            if math.isnan(expected):
+                assert math.isnan(got)
+            else:
+                assert got == expected and math.copysign(1, got) == math.copysign(1, expected)
+        if n >= 3:
+            expected = np.median(np.lib.stride_tricks.sliding_window_view(x, 3), axis=1)
+            got = running_median(x, 1)[1:-1]
+            assert np.array_equal(got, expected) and np.array_equal(
+                np.signbit(got), np.signbit(expected)
+            )

@@ -280,3 +280,53 @@ def test_paired_comparison_can_skip_the_wilcoxon_test() -> None:
     fast = paired_comparison(A, B, SEEDS, SEEDS, higher_is_better=True, wilcoxon=False)
     assert math.isnan(fast.p_wilcoxon) and not math.isnan(full.p_wilcoxon)
     assert (fast.diff, fast.ci_low, fast.p) == (full.diff, full.ci_low, full.p)
+
+
+# ----------------------------------------------------------------------------- fast paths
+# (issue 14, item 8: each gives numpy's or scipy's own value, bit for bit)
+
+
+def _poi_ci_by_pairs(a, b, higher, confidence, n_boot, seed):  # noqa: ANN001, ANN202
+    """rliable's stratified bootstrap of P(b better than a) over every resampled (a, b) pair,
+    the na x nb way: the reference the cumulative-count computation must equal exactly."""
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    sign = 1.0 if higher else -1.0
+    rng = np.random.default_rng(seed)
+    ia = rng.integers(0, x.size, size=(n_boot, x.size))
+    ib = rng.integers(0, y.size, size=(n_boot, y.size))
+    xs, ys = sign * x[ia], sign * y[ib]  # replicate x draw
+    wins = (ys[:, None, :] > xs[:, :, None]) + 0.5 * (ys[:, None, :] == xs[:, :, None])
+    reps = wins.reshape(n_boot, -1).mean(axis=1)
+    q = (1 - confidence) / 2
+    return np.quantile(reps, [q, 1 - q]).tolist()
+
+
+@pytest.mark.parametrize("sizes", [(5, 5), (7, 4), (12, 12)])
+def test_probability_of_improvement_ci_equals_the_pairwise_bootstrap(sizes) -> None:  # noqa: ANN001
+    from analysis.stats import probability_of_improvement_ci
+
+    rng = np.random.default_rng(sum(sizes))
+    na, nb = sizes
+    cases = [
+        (rng.standard_normal(na), rng.standard_normal(nb) + 0.5),
+        (np.round(rng.standard_normal(na)), np.round(rng.standard_normal(nb))),  # ties
+        (np.r_[rng.standard_normal(na - 1), INF], np.r_[-INF, rng.standard_normal(nb - 1)]),
+    ]
+    for a, b in cases:
+        for higher in (True, False):
+            for seed in (0, 3):  # the cached draws depend on the seed
+                _, lo, hi = probability_of_improvement_ci(a, b, higher, 0.9, 300, seed)
+                assert [lo, hi] == _poi_ci_by_pairs(a, b, higher, 0.9, 300, seed)
+
+
+def test_iqm_and_t_interval_equal_scipy_bit_for_bit() -> None:
+    from analysis.stats import t_interval
+
+    rng = np.random.default_rng(7)
+    for n in range(1, 60):
+        x = np.round(rng.standard_normal(n) * 10, 1 if n % 2 else 3)
+        x[rng.random(n) < 0.1] = rng.choice([INF, -INF, 0.0, -0.0])
+        assert iqm(x) == stats.trim_mean(x, proportiontocut=0.25, axis=None)
+        y = rng.standard_normal(n + 1)
+        half = stats.t.ppf(0.975, df=n) * y.std(ddof=1) / np.sqrt(n + 1)
+        assert t_interval(y) == (y.mean() - half, y.mean() + half)
