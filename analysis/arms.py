@@ -3,9 +3,10 @@
 An **arm** is the record's ``arm`` id: every choice but the seed. For tables and figures each
 arm gets
 
-- ``label``: ``optimizer schedule AE|off [ablation] [swarm=...] [key=value ...]``, the extra
-  ``key=value`` being the run's command-line overrides that are not group choices, the seed,
-  ``trainer.*``/``logger.*``/``hydra.*`` keys, or ``ae.laws.*`` (which ``ablation`` names);
+- ``label``: ``optimizer schedule AE|off [ablation] [swarm=...] [key=value ...]`` (``AE meta``,
+  ``AE canonical``: an ``ae`` choice other than ``on``), the extra ``key=value`` being the run's
+  command-line overrides that are not group choices, the seed, ``trainer.*``/``logger.*``/
+  ``hydra.*`` keys, or ``ae.laws.*`` (which ``ablation`` names);
 - ``method``: the label without ``task.*`` overrides (what is compared *across* tasks);
 - ``problem``: the task with its ``task.*`` overrides, e.g. ``regression[loss_scale=10]``
   (what performance profiles and the IQM aggregate over).
@@ -137,7 +138,9 @@ def _arm_row(
         flat = runset.flat_config(arm)
         task_over = [f"{k}={_value(flat[k])}" for k in task_keys if k in flat]
     ae = first["ae"]
-    parts = [str(first["optimizer"]), str(first["schedule"]), "AE" if ae is True else "off"]
+    choice = first.get("ae_arm")
+    named = f"AE {choice}" if isinstance(choice, str) and choice not in ("on", "off") else "AE"
+    parts = [str(first["optimizer"]), str(first["schedule"]), named if ae is True else "off"]
     if first["ablation"] not in (None, "none") and ae is True:
         parts.append(str(first["ablation"]))
     if first["swarm"] not in (None, "off"):

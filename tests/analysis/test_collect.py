@@ -165,3 +165,22 @@ def test_clashing_labels_get_the_arm_hash_or_the_whole_id_when_ids_end_alike() -
         "B #r-cc-meta-external",
         "C",
     ]
+
+
+def test_an_ae_choice_other_than_on_is_named_in_the_label(tmp_path: Path) -> None:
+    """ae=meta and ae=on are different arms: their labels say which (not both "AE")."""
+    write_run(tmp_path, ae=False, name="off")
+    write_run(tmp_path, ae=True, name="on")
+    meta = write_run(tmp_path, ae=True, name="meta")
+    path = meta / "result.json"
+    record = json.loads(path.read_text())
+    record["overrides"] = [o.replace("ae=on", "ae=meta") for o in record["overrides"]]
+    record["arm"] += "-meta"
+    record["config"]["ae"]["eta_a"] = 0.5  # the learned gains make it another config
+    path.write_text(json.dumps(record))
+    arms = annotate(load_runs([tmp_path]))
+    assert sorted(arms["label"]) == [
+        "adamw constant AE",
+        "adamw constant AE meta",
+        "adamw constant off",
+    ]
