@@ -52,15 +52,27 @@ class JobIdentity:
 
 def ablation_name(cfg: DictConfig) -> str:
     """What was knocked out: ``none``, or ``no_<law>`` joined by ``+`` (from ``ae.laws``, so a
-    single ``ae.laws.gauge=false`` names itself as well as ``ablation=no_gauge`` does)."""
+    single ``ae.laws.gauge=false`` names itself as well as ``ablation=no_gauge`` does), then
+    ``no_<term>`` for each plug-in term of ``ae.terms`` with ``enabled: false``."""
     off = [f"no_{law}" for law in law_names() if not cfg.ae.laws[law]]
+    terms = cfg.ae.get("terms") or {}
+    off += [f"no_{name}" for name, spec in terms.items() if not spec.get("enabled", True)]
     return "+".join(off) if off else "none"
+
+
+def _without_empty_terms(resolved: dict[str, Any]) -> dict[str, Any]:
+    """``resolved`` without an empty ``ae.terms``: a config with no plug-in term has the arm id
+    and the record it had before ``ae.terms`` existed."""
+    ae = resolved.get("ae")
+    if isinstance(ae, dict) and "terms" in ae and not ae["terms"]:
+        resolved = {**resolved, "ae": {k: v for k, v in ae.items() if k != "terms"}}
+    return resolved
 
 
 def job_identity(cfg: DictConfig, raw_choices: dict[str, str | None]) -> JobIdentity:
     """The identity of the job ``cfg`` (without its ``hydra`` node) with Hydra's group choices."""
     choices = {g: raw_choices.get(g) for g in GROUPS}
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved = _without_empty_terms(OmegaConf.to_container(cfg, resolve=True))
     ae_on = bool(cfg.ae.enabled)
     choices["ablation"] = ablation_name(cfg)
     return JobIdentity(choices, resolved, ae_on, arm_id(choices, resolved, ae_on), int(cfg.seed))

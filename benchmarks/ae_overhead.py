@@ -5,11 +5,16 @@
 Two models, each trained by AdamW on fixed pre-made batches in a plain loop, with and without
 :class:`aebench.ae.controller.AEControl` (the code the Lightning callback runs): the regression
 task's MLP (batch 256) and a tiny CNN on random 32x32 images (batch 128). Step time is the median
-over repeats of the mean over ``--steps`` steps after a warm-up, arms interleaved so that drift in
-machine load hits both. Memory: on CUDA, peak allocated bytes; on CPU (no allocator statistics),
-the bytes of persistent state (parameters, gradients, optimizer state, AE state), which is what
-AE could add. Three AE arms per cadence: ``default`` (``ae=on`` as shipped: sigma may leave its
-floor once the noise law drives it), ``floor`` (sigma held at its floor, 0: no noise is drawn;
+over repeats of the mean over ``--steps`` steps after a warm-up. The arms train side by side:
+in rounds, each arm takes one untimed step and 10 timed ones, the order rotating, so that a
+change in machine load hits every arm alike (one arm after the other, 18 s each on the CNN, gave
+ratios that moved by +-10% between runs on the shared machine). Besides the wall time it prints
+the thread's CPU time (``time.thread_time``), which preemption by other processes does not
+inflate; the goals are on the wall time. Memory: on CUDA, peak allocated bytes; on CPU (no
+allocator statistics), the bytes of persistent state (parameters, gradients, optimizer state, AE
+state; a storage behind several views counted once), which is what AE could add. Three AE arms
+per cadence: ``default`` (``ae=on`` as shipped: sigma may leave its floor once the noise law
+drives it), ``floor`` (sigma held at its floor, 0: no noise is drawn;
 the controller's own cost) and, for ``ae.every=1``, ``noise`` (sigma held at 1e-4 > 0: one
 Gaussian draw per parameter every step). Goals (issue 15), ratios to AE off in the same run:
 ``floor`` every=1 <= 1.10 (regression MLP) / 1.02 (tiny CNN), every=16 <= 1.02 / 1.005; ``noise``
@@ -27,6 +32,7 @@ overhead down.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -71,12 +77,16 @@ def workloads(device: torch.device):  # noqa: ANN201
 
 
 def state_bytes(model: nn.Module, opt: torch.optim.Optimizer, ctl: AEControl | None) -> int:
+    """Bytes of the persistent tensors' storages (a storage behind several views counted once):
+    parameters, gradients, optimizer state and the controller's gradient copy."""
     seen: set[int] = set()
 
     def add(t: object) -> int:
-        if isinstance(t, torch.Tensor) and id(t) not in seen:
-            seen.add(id(t))
-            return t.numel() * t.element_size()
+        if isinstance(t, torch.Tensor):
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in seen:
+                seen.add(storage.data_ptr())
+                return storage.nbytes()
         return 0
 
     total = sum(add(p) + add(p.grad) for p in model.parameters())
@@ -95,41 +105,68 @@ def ae_config(every: int, rho_buffer: str, sigma: str) -> AEConfig:
     return cfg
 
 
-def run(make, batches, loss_fn, arm: tuple[int, str], steps: int, device, rho_buffer: str):  # noqa: ANN001, ANN201
-    """Mean step time and memory; ``arm = (every, sigma)``, ``every=0`` is AE off."""
-    every, sigma = arm
-    torch.manual_seed(0)
-    model = make().to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    ctl = None
-    if every:
-        ctl = AEControl(opt, ae_config(every, rho_buffer, sigma), seed=0)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+class Arm:
+    """One arm's model, AdamW and controller (``every=0``: AE off), stepped in place."""
 
-    def step(i: int) -> None:
-        x, y = batches[i % len(batches)]
-        loss = loss_fn(model(x), y)
-        opt.zero_grad(set_to_none=True)
+    def __init__(self, make, batches, loss_fn, arm: tuple[int, str], device, rho_buffer: str):  # noqa: ANN001
+        every, sigma = arm
+        torch.manual_seed(0)
+        self.model = make().to(device)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-3)
+        self.ctl = (
+            AEControl(self.opt, ae_config(every, rho_buffer, sigma), seed=0) if every else None
+        )
+        self.batches, self.loss_fn, self.i = batches, loss_fn, 0
+
+    def step(self) -> None:
+        x, y = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        loss = self.loss_fn(self.model(x), y)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        if ctl is not None:
-            ctl.before_step(loss.detach())
-        opt.step()
-        if ctl is not None:
-            ctl.after_step()
+        if self.ctl is not None:
+            self.ctl.before_step(loss.detach())
+        self.opt.step()
+        if self.ctl is not None:
+            self.ctl.after_step()
         loss.item()
 
-    for i in range(20):
-        step(i)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        step(i)
+
+def measure(make, batches, loss_fn, arms, steps: int, device, rho_buffer: str, block: int = 10):  # noqa: ANN001, ANN201
+    """Per arm: mean wall and thread-CPU seconds per step, and memory. The arms train side by
+    side: in rounds, each arm takes one untimed step (its caches back after the other arms'
+    steps) and ``block`` timed ones, the order rotating, so load changes hit every arm alike."""
+    built = {k: Arm(make, batches, loss_fn, k, device, rho_buffer) for k in arms}
     if device.type == "cuda":
-        torch.cuda.synchronize()
-        memory = torch.cuda.max_memory_allocated()
-    else:
-        memory = state_bytes(model, opt, ctl)
-    return (time.perf_counter() - t0) / steps, memory
+        torch.cuda.reset_peak_memory_stats()
+    for arm in built.values():
+        for _ in range(20):
+            arm.step()
+    wall = dict.fromkeys(arms, 0.0)
+    cpu = dict.fromkeys(arms, 0.0)
+    rounds = max(1, steps // block)
+    for r in range(rounds):
+        for j in range(len(arms)):
+            k = arms[(r + j) % len(arms)]
+            arm = built[k]
+            arm.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0, c0 = time.perf_counter(), time.thread_time()
+            for _ in range(block):
+                arm.step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            wall[k] += time.perf_counter() - t0
+            cpu[k] += time.thread_time() - c0
+    n = rounds * block
+    memory = {
+        k: torch.cuda.max_memory_allocated()
+        if device.type == "cuda"
+        else state_bytes(a.model, a.opt, a.ctl)
+        for k, a in built.items()
+    }
+    return {k: wall[k] / n for k in arms}, {k: cpu[k] / n for k in arms}, memory
 
 
 def main() -> None:
@@ -146,8 +183,9 @@ def main() -> None:
     device = torch.device(args.device)
     what = "peak allocated" if device.type == "cuda" else "persistent state"
     print(
-        f"device {device}, {args.steps} steps, median of {args.repeats} interleaved repeats, "
-        f"ae.rho_buffer={args.rho_buffer}"
+        f"device {device}, {args.steps} steps per arm, arms side by side in rounds of 10, median "
+        f"of {args.repeats} repeats, ae.rho_buffer={args.rho_buffer}, load average "
+        f"{os.getloadavg()[0]:.2f}"
     )
     arms = [(0, "off")]
     for k in args.every:
@@ -157,27 +195,34 @@ def main() -> None:
         if args.only and args.only not in name.lower():
             continue
         times: dict[tuple[int, str], list[float]] = {k: [] for k in arms}
+        cpus: dict[tuple[int, str], list[float]] = {k: [] for k in arms}
         draws: list[float] = []
         memory: dict[tuple[int, str], int] = {}
         n_params = sum(p.numel() for p in make().parameters())
         for _ in range(args.repeats):
+            wall, cpu, memory = measure(
+                make, batches, loss_fn, arms, args.steps, device, args.rho_buffer
+            )
             for k in arms:
-                t, m = run(make, batches, loss_fn, k, args.steps, device, args.rho_buffer)
-                times[k].append(t)
-                memory[k] = m
+                times[k].append(wall[k])
+                cpus[k].append(cpu[k])
             draws.append(draw_seconds(n_params, device))
         off = statistics.median(times[(0, "off")])
+        off_cpu = statistics.median(cpus[(0, "off")])
         draw = statistics.median(draws)
         print(
-            f"{name:15s} step {off * 1e3:8.3f} ms with AE off; one Gaussian draw of its "
-            f"{n_params} parameters {draw * 1e6:.0f} us ({draw / off:.1%} of the step)"
+            f"{name:15s} step {off * 1e3:8.3f} ms with AE off (thread CPU {off_cpu * 1e3:.3f} "
+            f"ms); one Gaussian draw of its {n_params} parameters {draw * 1e6:.0f} us "
+            f"({draw / off:.1%} of the step)"
         )
         key = "regression" if "regression" in name else "cnn"
         for k in arms[1:]:
             on = statistics.median(times[k])
+            on_cpu = statistics.median(cpus[k])
             print(
                 f"{'':15s} ae.every={k[0]:<3d} sigma {k[1]:8s} {on * 1e3:8.3f} ms: "
-                f"time x{on / off:.3f}; {what} x{memory[k] / memory[(0, 'off')]:.3f}"
+                f"time x{on / off:.3f} (thread CPU x{on_cpu / off_cpu:.3f}); "
+                f"{what} x{memory[k] / memory[(0, 'off')]:.3f}"
             )
             goal = goals[name].get(k[0])
             if goal is None or k[1] == "default":
@@ -187,6 +232,7 @@ def main() -> None:
             report(f"ae.{key}.every{k[0]}.{k[1]}", on / off, goal)
         mem_goal = 1.0 if args.rho_buffer == "momentum" else 1.25
         report(f"ae.{key}.state", memory[(args.every[0], "floor")] / memory[(0, "off")], mem_goal)
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
     finish()
 
 

@@ -1,107 +1,82 @@
-"""AE's noise law on ES with the ES-native sigma signal (docs/es.md), as a prototype of the
-controller change proposed in issue 21, against AE's current inputs and against AE off.
+"""AE on ES against vanilla ES on the tuning problems (issue 21 item 3; docs/es.md, "AE on ES").
 
-    python benchmarks/es_ae_sigma.py [--task regression] [--steps 300] [--kstar 0.5] [--seed 0]
+    python benchmarks/es_ae_sigma.py [--tasks regression rosenbrock] [--seeds 0 1 2 3 4]
+        [--steps 300] [--arms vanilla sigma full] [--extra KEY=VALUE ...]
 
-Three in-process runs of ``optimizer=eggroll`` on one seed: ``ae=off``; ``ae=on`` as the
-controller is today (AE-4 reads the loss variance V and the gradient-noise S); and ``ae=on`` with
-the reading proposed for ES: AE-4's variance input ``V/V* := LP(K^2) / K*^2`` (K the curvature
-ratio ``es_curvature`` of :mod:`aebench.es_module`, LP with ``ae.signals.tc_var``) and its S term
-off. The proposal is emulated by wrapping :func:`aebench.ae.laws.noise_drive` (only the noise law
-sees the new inputs; the drive of alpha, the resonance switch and the budget are untouched), so
-this script measures the proposal, it does not ship it. Printed per run: final and best val
-metric, time-to-target step, sigma's range and whether it touched the box walls
-(``ae.coefs.es_sigma``: [0.1, 10] x the configured sigma). ``--kstar`` was picked a priori from
-the sigma table in docs/es.md (the estimate's cosine falls once K passes ~0.6), not tuned.
+EGGROLL at scale=cpu, one torch thread, in process, for each task, seed and arm of
+:mod:`tests.es.arms`: ``vanilla`` (ae=off), ``sigma`` (AE adapts sigma alone) and ``full`` (the
+default ae=on). ``--extra`` adds overrides to the AE arms (diagnostics). Printed per task and AE
+arm: the time-to-target ratio against vanilla ES per seed at two targets, the best value vanilla
+reached by 40% and by 80% of the horizon (``>``: not reached within the horizon, a lower bound),
+their geometric mean over seeds, the ratio of the last five evaluations, and sigma's range in
+units of the configured value and as a position in its box in log units (0 = the lower wall,
+1 = the upper wall; the box is ``ae.coefs.es_sigma``).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import math
+import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aebench.es_module as es_module  # noqa: E402
-from aebench.ae import laws  # noqa: E402
-from tests.helpers import run_in_process  # noqa: E402
+from tests.es.arms import ARMS, BOX, TASKS, box_position, compare, geometric_mean, run_arm  # noqa: E402
 
-
-def run(overrides: list[str], proposed: bool, kstar: float, tc: float) -> dict:
-    orig_drive, orig_ratio = laws.noise_drive, es_module.curvature_ratio
-    state = {"k2": None}
-
-    def ratio(fitness, center):  # noqa: ANN001, ANN202
-        k = orig_ratio(fitness, center)
-        if math.isfinite(k):
-            prev = state["k2"]
-            state["k2"] = k * k if prev is None else prev + (k * k - prev) / tc
-        return k
-
-    def drive(T, V, S, rho, k, eps_T, v_star, s_star, a_star):  # noqa: ANN001, ANN202, N803
-        if state["k2"] is None:
-            return orig_drive(T, V, S, rho, k, eps_T, v_star, s_star, a_star)
-        v_es = state["k2"] / kstar**2 * v_star
-        return orig_drive(T, v_es, 0.0, rho, k, eps_T, v_star, s_star, a_star)
-
-    if proposed:
-        es_module.curvature_ratio, laws.noise_drive = ratio, drive
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            _, disk = run_in_process(overrides, Path(tmp))
-            with open(Path(tmp) / "curves.csv") as f:
-                rows = list(csv.DictReader(f))
-    finally:
-        es_module.curvature_ratio, laws.noise_drive = orig_ratio, orig_drive
-    sig = [float(r["sigma"]) for r in rows if r.get("sigma")]
-    return {
-        "final": disk["metric"]["final"],
-        "best": disk["metric"]["best"],
-        "target_step": disk.get("target", {}).get("step"),
-        "sigma": sig,
-    }
+FRACS = (0.4, 0.8)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--task", default="regression")
+    ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--kstar", type=float, default=0.5)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--arms", nargs="+", default=["sigma", "full"], choices=list(ARMS)[1:])
+    ap.add_argument("--extra", nargs="*", default=[], help="overrides for the AE arms")
     args = ap.parse_args()
-    base = [
-        "optimizer=eggroll",
-        f"task={args.task}",
-        "scale=cpu",
-        f"steps={args.steps}",
-        f"seed={args.seed}",
-        "trainer.threads=1",
-    ]
-    if args.task == "rosenbrock":
-        base.append("task.dim=10")
-    arms = {
-        "ae=off": (["ae=off"], False),
-        "ae=on (today)": (["ae=on"], False),
-        "ae=on (K signal)": (["ae=on"], True),
-    }
-    print(f"{args.task}, eggroll, {args.steps} generations, seed {args.seed}, K* {args.kstar}")
-    print(
-        f"{'arm':>17} {'final':>9} {'best':>9} {'tt-target':>9} {'sigma min':>9} "
-        f"{'sigma max':>9} {'sigma end':>9} walls"
-    )
-    for name, (extra, proposed) in arms.items():
-        out = run(base + extra, proposed, args.kstar, 20.0)
-        s = out["sigma"]
-        s0 = s[0]
-        walls = any(v <= 0.1 * s0 * (1 + 1e-9) or v >= 10 * s0 * (1 - 1e-9) for v in s)
-        print(
-            f"{name:>17} {out['final']:>9.4g} {out['best']:>9.4g} {str(out['target_step']):>9} "
-            f"{min(s):>9.3g} {max(s):>9.3g} {s[-1]:>9.3g} {'yes' if walls else 'no'}"
-        )
+    t0 = time.perf_counter()
+    print(f"load average at start: {os.getloadavg()}; box {BOX[0]:g} .. {BOX[1]:g} x")
+    print(f"EGGROLL, scale=cpu, {args.steps} generations, seeds {args.seeds}, extra {args.extra}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for task in args.tasks:
+            runs = {}
+            for seed in args.seeds:
+                for arm in ["vanilla", *args.arms]:
+                    extra = tuple(args.extra) if arm != "vanilla" else ()
+                    out = Path(tmp) / f"{task}-{arm}-{seed}"
+                    runs[arm, seed] = run_arm(task, arm, seed, args.steps, out, extra)
+            print(f"\n{task}: vanilla last-5 per seed ", end="")
+            print(" ".join(f"{runs['vanilla', s].last_mean():.4g}" for s in args.seeds))
+            for arm in args.arms:
+                print(f"  {arm}:")
+                by_frac = {f: [] for f in FRACS}
+                finals = []
+                for seed in args.seeds:
+                    run, van = runs[arm, seed], runs["vanilla", seed]
+                    cs = {f: compare(van, run, f) for f in FRACS}
+                    for f, c in cs.items():
+                        by_frac[f].append(c.ratio)
+                    finals.append(cs[FRACS[0]].final_ratio)
+                    rel = [v for _, v in run.sigma]
+                    lo, hi = box_position(rel)
+                    lrs = [v for _, v in run.lr]
+                    print(
+                        f"    seed {seed} {run.status:>9}: time-to-target "
+                        + " ".join(f"@{f:.0%} {cs[f].text():>6}" for f in FRACS)
+                        + f"  last-5 {run.last_mean():.4g} ({cs[FRACS[0]].final_ratio:.2f}x)"
+                        f"  sigma {min(rel):.3g} .. {max(rel):.3g} x (box {lo:.2f} .. {hi:.2f})"
+                        f"  lr {min(lrs):.3g} .. {max(lrs):.3g} x"
+                    )
+                print(
+                    "    geometric mean: time-to-target "
+                    + " ".join(f"@{f:.0%} {geometric_mean(by_frac[f]):.2f}" for f in FRACS)
+                    + f"  (max {max(by_frac[FRACS[1]]):.2f}),"
+                    f"  last-5 {geometric_mean(finals):.2f}x"
+                )
+    print(f"\nwall {time.perf_counter() - t0:.0f} s; load average at end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
 """Where the time of one AE update and of one harness step goes (issue 15's profile).
 
-    python benchmarks/profile_step.py [--steps 300] [--table 15]
+    python benchmarks/profile_step.py [--workload regression|cnn] [--sigma floor|noise|default]
+        [--steps 300] [--table 15] [--cprofile] [--skip-harness]
 
-1. AE update, regression MLP (76k parameters), AdamW, ``ae.every=1``: the mean wall time of
-   each part of a training step over ``--steps`` steps (forward+backward, the controller's
-   measurement, its coefficient update, the optimizer step, the sigma noise), timed in place by
-   wrapping the controller's methods, then ``torch.profiler`` over 20 steps: the ops by self CPU
-   time.
+1. AE update, AdamW, ``ae.every=1``, on the regression MLP (76k parameters) or the tiny CNN
+   (94k) of ``benchmarks/ae_overhead.py``: the median thread-CPU time per step of each part of a
+   training step over ``--steps`` steps (forward+backward, the controller's measurement, the
+   host read, rho's copy, the coefficient update and its law arithmetic, the row, the optimizer
+   step, the sigma noise), timed in place by wrapping the controller's methods (each wrapper
+   adds ~1-2 us to its caller), then ``torch.profiler`` over 20 steps with the AE calls
+   labelled: the ops by self CPU time; ``--cprofile``: cProfile of the controller's calls.
+   Thread-CPU time (``time.thread_time``) is not inflated by preemption on a shared machine.
 2. Harness step: ``cProfile`` of the suite's run (``run_job``, 600 steps, the regression task)
    for the functions of aebench and Lightning by cumulative time per step.
 
@@ -18,67 +22,81 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import statistics
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aebench.ae.config import AEConfig  # noqa: E402
+from ae_overhead import ae_config, workloads  # noqa: E402
+
+import aebench.ae.controller as controller_module  # noqa: E402
 from aebench.ae.controller import AEControl  # noqa: E402
-from tasks.regression import RegressionTask  # noqa: E402
+
+#: the controller's parts, timed in place: (label, attribute of the controller or of its module)
+PARTS = (
+    ("  measurement (Reading on the device)", "_measure"),
+    ("  host read (one stack + tolist)", "read_update"),
+    ("  rho's copy", "_keep_grad"),
+    ("  rho's copy from the gradients", "_store_prev"),
+    ("  coefficient update (_update_group)", "_update_group"),
+    ("    of which the law arithmetic", "_laws"),
+    ("  logged row", "_row"),
+    ("  sigma noise (add_parameter_noise)", "add_parameter_noise"),
+)
 
 
-def ae_parts(steps: int, table: int, sigma: str) -> None:
+def ae_parts(workload: str, steps: int, table: int, sigma: str, with_cprofile: bool) -> None:
+    name = "regression MLP" if workload == "regression" else "tiny CNN"
+    make, batches, loss_fn = workloads(torch.device("cpu"))[name]
     torch.manual_seed(0)
-    task = RegressionTask(seed=0)
-    it = task.train_batches()
-    batches = [next(it) for _ in range(16)]
-    model = task.build_model()
+    model = make()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    cfg = AEConfig(enabled=True)
-    if sigma != "default":
-        cfg.coefs.sigma.adapt = False
-        cfg.noise.sigma_init = 0.0 if sigma == "floor" else 1e-4
-    ctl = AEControl(opt, cfg, seed=0)
-    spent: dict[str, float] = defaultdict(float)
+    ctl = AEControl(opt, ae_config(1, "copy", sigma), seed=0)
+    spent: dict[str, list[float]] = defaultdict(list)
+    clock = time.thread_time
 
-    def timed(name: str, fn):  # noqa: ANN001, ANN202
+    def timed(label: str, fn):  # noqa: ANN001, ANN202
         def wrapper(*a, **k):  # noqa: ANN002, ANN003, ANN202
-            t0 = time.perf_counter()
+            t0 = clock()
             out = fn(*a, **k)
-            spent[name] += time.perf_counter() - t0
+            spent[label].append(clock() - t0)
             return out
 
         return wrapper
 
-    ctl._measure = timed("  measure (gradient statistics)", ctl._measure)
-    ctl._update_group = timed("  coefficient update (laws)", ctl._update_group)
-    ctl._store_prev = timed("  rho copy", ctl._store_prev)
+    for label, attr in PARTS:
+        owner = ctl if hasattr(ctl, attr) else controller_module
+        if hasattr(owner, attr):  # (an older controller lacks some: their rows stay empty)
+            setattr(owner, attr, timed(label, getattr(owner, attr)))
 
-    def step(i: int) -> None:
+    def step(i: int, label: bool = False) -> None:
         x, y = batches[i % len(batches)]
-        t0 = time.perf_counter()
-        loss = nn.functional.mse_loss(model(x), y)
+        t0 = clock()
+        loss = loss_fn(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        t1 = time.perf_counter()
-        ctl.before_step(loss.detach())
-        t2 = time.perf_counter()
+        t1 = clock()
+        with torch.profiler.record_function("AE.before_step") if label else nullcontext():
+            ctl.before_step(loss.detach())
+        t2 = clock()
         opt.step()
-        t3 = time.perf_counter()
-        ctl.after_step()
-        t4 = time.perf_counter()
+        t3 = clock()
+        with torch.profiler.record_function("AE.after_step") if label else nullcontext():
+            ctl.after_step()
+        t4 = clock()
         loss.item()
-        spent["forward + backward"] += t1 - t0
-        spent["AE before_step (all)"] += t2 - t1
-        spent["optimizer step"] += t3 - t2
-        spent["AE after_step (sigma noise)"] += t4 - t3
+        spent["forward + backward"].append(t1 - t0)
+        spent["AE before_step (all)"].append(t2 - t1)
+        spent["optimizer step"].append(t3 - t2)
+        spent["AE after_step (all)"].append(t4 - t3)
 
     for i in range(30):
         step(i)
@@ -86,24 +104,35 @@ def ae_parts(steps: int, table: int, sigma: str) -> None:
     for i in range(steps):
         step(i)
     print(
-        f"AE update, regression MLP, AdamW, ae.every=1, sigma {sigma} "
-        f"(now {ctl.groups[0].sigma:.3g}), mean of {steps} steps:"
+        f"AE update, {name}, AdamW, ae.every=1, sigma {sigma} (now {ctl.groups[0].sigma:.3g}), "
+        f"median thread-CPU time per step over {steps} steps:"
     )
-    for name in (
-        "forward + backward",
-        "optimizer step",
-        "AE before_step (all)",
-        "  measure (gradient statistics)",
-        "  coefficient update (laws)",
-        "  rho copy",
-        "AE after_step (sigma noise)",
-    ):
-        print(f"  {name:34s} {spent[name] / steps * 1e6:8.1f} us")
+    labels = ["forward + backward", "optimizer step", "AE before_step (all)"]
+    labels += [label for label, _ in PARTS[:-1]] + ["AE after_step (all)", PARTS[-1][0]]
+    for label in labels:
+        if spent.get(label):
+            print(f"  {label:40s} {statistics.median(spent[label]) * 1e6:9.1f} us")
+    if with_cprofile:
+        pr = cProfile.Profile()
+        for i in range(steps):
+            x, y = batches[i % len(batches)]
+            loss = loss_fn(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            pr.enable()
+            ctl.before_step(loss.detach())
+            pr.disable()
+            opt.step()
+            pr.enable()
+            ctl.after_step()
+            pr.disable()
+        print(f"cProfile of the controller's calls, {steps} steps (tottime):")
+        pstats.Stats(pr).sort_stats("tottime").print_stats(table)
     from torch.profiler import profile
 
     with profile() as prof:
         for i in range(20):
-            step(i)
+            step(i, label=True)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=table))
 
 
@@ -135,12 +164,14 @@ def harness(steps: int, table: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", default="regression", choices=["regression", "cnn"])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--table", type=int, default=15)
     parser.add_argument("--sigma", default="floor", choices=["default", "floor", "noise"])
+    parser.add_argument("--cprofile", action="store_true", help="cProfile of the AE calls")
     parser.add_argument("--skip-harness", action="store_true")
     args = parser.parse_args()
-    ae_parts(args.steps, args.table, args.sigma)
+    ae_parts(args.workload, args.steps, args.table, args.sigma, args.cprofile)
     if not args.skip_harness:
         harness(600, args.table)
 

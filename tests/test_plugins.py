@@ -1,11 +1,12 @@
 """Adding a plug-in is one module and one YAML, with no edit to the package: the recipes of
-docs/howto_add_task.md, docs/howto_add_optimizer.md and docs/howto_add_prediction.md, followed
-to the letter from a temporary folder.
+docs/howto_add_task.md, docs/howto_add_optimizer.md, docs/howto_add_law.md and
+docs/howto_add_prediction.md, followed to the letter from a temporary folder.
 
-The folder holds a toy task and a toy optimizer (Python modules on ``PYTHONPATH``), their config
-options (a Hydra search path: ``hydra.searchpath=[file://<folder>/conf]``) and a toy prediction
-(``aebench-analyze --predictions``). A smoke sweep over them runs through the console scripts,
-and the analysis reads its records and rules on the prediction.
+The folder holds a toy task, a toy optimizer and a toy law (Python modules on ``PYTHONPATH``),
+their config options (a Hydra search path: ``hydra.searchpath=[file://<folder>/conf]``), the
+law's knock-out (``ablation=no_toy``) and a toy prediction (``aebench-analyze --predictions``).
+Smoke sweeps over them run through the console scripts, and the analysis reads their records
+and rules on the prediction.
 """
 
 from __future__ import annotations
@@ -87,6 +88,31 @@ _partial_: true
 lr: ${task.lr.toy_signsgd}
 """
 
+TOY_LAW = '''
+"""A toy AE drive term: pushes log lr up by a constant (docs/howto_add_law.md)."""
+
+
+class Push:
+    def __init__(self, push: float = 1.0):
+        self.push = push
+
+    def __call__(self, signals, z, zbar, kinds):
+        return [self.push if kind == "alpha" else 0.0 for kind in kinds]
+'''
+
+TOY_LAW_YAML = """
+_target_: toy_law.Push
+push: 5.0
+"""
+
+TOY_LAW_ABLATION = """
+# @package _global_
+ae:
+  terms:
+    toy:
+      enabled: false
+"""
+
 TOY_PREDICTION = """
 claim: "On the toy task, SGD ends with a lower MSE than sign-SGD."
 source: "tests/test_plugins.py (a recipe check, not a claim of the theory)"
@@ -110,9 +136,12 @@ def _plugin_folder(root: Path) -> Path:
     root.mkdir(parents=True)
     (root / "toy_task.py").write_text(TOY_TASK)
     (root / "toy_optimizer.py").write_text(TOY_OPTIMIZER)
+    (root / "toy_law.py").write_text(TOY_LAW)
     for group, name, text in (
         ("task", "toy", TOY_TASK_YAML),
         ("optimizer", "toy_signsgd", TOY_OPTIMIZER_YAML),
+        ("ae/terms", "toy", TOY_LAW_YAML),
+        ("ablation", "no_toy", TOY_LAW_ABLATION),
     ):
         (root / "conf" / group).mkdir(parents=True, exist_ok=True)
         (root / "conf" / group / f"{name}.yaml").write_text(text)
@@ -159,6 +188,43 @@ def test_toy_task_optimizer_and_prediction_from_a_folder(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr[-3000:]
     text = (report / "report.md").read_text()
     assert "toy_sgd_beats_signsgd" in text
+
+
+def _final_lr(folder: Path) -> float:
+    rows = (folder / "curves.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    return float(rows[-1].split(",")[header.index("lr")])
+
+
+@pytest.mark.slow
+def test_toy_law_from_a_folder_and_its_knock_out(tmp_path: Path) -> None:
+    """The toy law raises lr; knocked out (``ablation=no_toy``) the run is the run without it."""
+    plugins = _plugin_folder(tmp_path / "plugins")
+    common = (f"hydra.searchpath=[file://{plugins / 'conf'}]", "task=toy", "optimizer=sgd",
+              "ae=on", "seed=0", "scale=smoke")  # fmt: skip
+    runs = {}
+    for name, extra in (
+        ("law", ("+ae/terms@ae.terms.toy=toy", "ablation=none,no_toy")),
+        ("plain", ()),
+    ):
+        sweep = tmp_path / name
+        done = _console(
+            "aebench", "-m", *common, *extra, f"hydra.sweep.dir={sweep}",
+            cwd=tmp_path, pythonpath=plugins,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        for path in sweep.rglob("result.json"):
+            record = json.loads(path.read_text())
+            runs[(name, record["ablation"])] = (record, path.parent)
+    assert set(runs) == {("law", "none"), ("law", "no_toy"), ("plain", "none")}
+    law, knocked, plain = runs["law", "none"], runs["law", "no_toy"], runs["plain", "none"]
+    assert all(r["status"] == "completed" and r["ae"] for r, _ in runs.values())
+    assert law[0]["config"]["ae"]["terms"] == {"toy": {"_target_": "toy_law.Push", "push": 5.0}}
+    assert "terms" not in plain[0]["config"]["ae"]  # no plug-in term: the record it had before
+    assert _final_lr(law[1]) > 1.03 * _final_lr(plain[1])
+    assert (knocked[1] / "curves.csv").read_text() == (plain[1] / "curves.csv").read_text()
+    assert knocked[0]["metric"] == plain[0]["metric"]
+    assert len({law[0]["arm"], knocked[0]["arm"], plain[0]["arm"]}) == 3
 
 
 def test_a_plugin_typo_is_one_line(tmp_path: Path) -> None:

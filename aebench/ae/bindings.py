@@ -62,6 +62,7 @@ by alpha ||g|| would). sigma = 0 (at its floor) draws nothing at all.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,6 +88,9 @@ class Binding:
     step_free: tuple[str, ...] = ()
     #: whether the noise law AE-4 reads the loss variance V (k_v V/V*) on this family
     noise_reads_V: bool = True
+    #: AE-2 drive terms switched off per kind on this family (``progress``, ``variance``,
+    #: ``reward``, ``phase``: the columns of the gains W)
+    drive_off: dict[str, tuple[str, ...]] = {}
 
     def read(self, group: dict, kind: str) -> float:
         raise NotImplementedError
@@ -115,6 +119,13 @@ class Binding:
         """The family's own input S of the noise law AE-4 (the only law that reads S), or None:
         AE-4 then reads the gradient-noise fraction S of AE-1 (every gradient family)."""
         return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The binding's own filter state for checkpoints (none on a gradient family)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
 
 
 class SGDBinding(Binding):
@@ -263,6 +274,20 @@ class ESBinding(Binding):
     law reads, is the ES-native :meth:`noise_S` = ``S* (1 - LP(K^2) / K*^2)`` from the curvature
     ratio K of the mirrored fitnesses (:meth:`noise_signals`); stall, V and A are the shared
     AE-1 signals. The controller reads it through the generic hook ``Binding.noise_S``.
+
+    alpha on ES (this project's reading of AE-2 for ES, docs/es.md): alpha's progress term is
+    off (:attr:`drive_off`). AE-2 raises alpha while the loss falls because the phase terms
+    (AE-2's w_c, AE-5's w_m and the shrink at rho < -rho_max) lower it once the step
+    overshoots. On ES rho is the cosine of consecutive ES estimates, which share only their
+    gradient component: at M draws in n >> M dimensions it is ~ M / n of the true gradients'
+    cosine and reads ~0 whatever the step (regression, 16 draws in 76k parameters: |rho| <
+    0.003 over the run), so the progress term ran unopposed: it raised lr 1.3x during the early
+    descent, and vanilla ES at a fixed lr 1.3x the configured one ends where full AE did
+    (regression seed 0: val MSE 0.364 vs 0.365; lr 1.0x: 0.186). Without it alpha keeps
+    the terms that lower it (variance, phase and AE-5 where rho is readable, as on Rosenbrock
+    d = 10, n < M) and its leak to the configured value. Measured at 300 generations, cpu
+    scale, EGGROLL, 5 seeds (docs/es.md): regression full AE last-5 1.91x -> 1.02x of vanilla
+    ES, Rosenbrock unchanged (0.44x). Chosen on these two tuning problems only.
     """
 
     family = "es"
@@ -271,6 +296,8 @@ class ESBinding(Binding):
     #: S carries both directions on ES (:meth:`noise_S`); a loss-variance spike is the step's
     #: (alpha's) business once the step does not scale with sigma
     noise_reads_V = False
+    #: alpha's progress drive has no brake on ES (class docstring, "alpha on ES")
+    drive_off = {"alpha": ("progress",)}
     kinds = ("alpha", "weight_decay", "es_sigma")
     columns = {"alpha": "lr", "weight_decay": "weight_decay", "es_sigma": "sigma"}
     _field = {"alpha": "lr", "weight_decay": "weight_decay", "es_sigma": "sigma"}
@@ -353,6 +380,15 @@ class ESBinding(Binding):
         x = 1.0 - self._k2 / self.k_star**2
         return float(cfg.targets.s_star) * max(-clip, min(1.0, x))
 
+    def state_dict(self) -> dict[str, Any]:
+        """The sigma signal's filter, LP(K^2), and the generation it last stepped at (with the
+        optimizer's own generation count, ``ESOptimizer.state_dict``, a resumed run steps its
+        filter exactly as an uninterrupted one)."""
+        return {"k2": self._k2, "seen": self._seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._k2, self._seen = state["k2"], int(state["seen"])
+
 
 def binding_for(optimizer: Optimizer) -> Binding:
     """The binding of an optimizer's family (``ValueError`` for an unsupported optimizer)."""
@@ -386,35 +422,35 @@ def add_parameter_noise(
 ) -> None:
     """``p += sigma * max(RMS(p), rms_floor) * N(0, I)`` for each p (see module docstring).
 
-    The draws go into one flat buffer (tensor by tensor, in order, so the generator's stream is
-    the one a draw per parameter tensor gives), the scales are computed on the device (no host
-    synchronisation) and the buffer is added in one foreach pass. sigma <= 0 draws nothing.
+    One draw per parameter tensor, in order (the generator's stream of a per-tensor draw), the
+    scales computed on the device (no host synchronisation: one foreach norm and a few ops on
+    one value per tensor), one foreach multiply and one foreach add. sigma <= 0 draws nothing.
+    A flat buffer for the draws was measured slower here than a draw per tensor (its views,
+    ~1.5 us each, cost more than the allocations they save; docs/performance.md).
     """
     if sigma <= 0.0 or not math.isfinite(sigma) or not params:
         return
-    ps = [p.detach() for p in params]
-    ref = ps[0]
+    dtype = params[0].dtype
+    same = all(p.dtype == dtype for p in params)
     # RMS in float32 as the per-tensor path took it (the norms were read as float32)
-    norms = torch.stack(torch._foreach_norm(ps)).float().double()
-    roots = torch.tensor(
-        [math.sqrt(max(p.numel(), 1)) for p in ps], dtype=torch.float64, device=norms.device
-    )
-    scales = (norms / roots).clamp_min(rms_floor) * sigma
-    if all(p.dtype == ref.dtype and p.device == ref.device for p in ps):
-        flat = torch.empty(sum(p.numel() for p in ps), dtype=ref.dtype, device=ref.device)
-        noise = [
-            v.view(p.shape) for v, p in zip(flat.split([p.numel() for p in ps]), ps, strict=True)
-        ]
-        for v in noise:
-            v.normal_(generator=generator)
-        torch._foreach_mul_(noise, list(scales.to(ref.dtype).unbind()))
+    rms = torch.stack(torch._foreach_norm(params)).float().double()
+    rms = rms.div_(_sqrt_numels(tuple(p.numel() for p in params), rms.device))
+    scales = rms.clamp_min_(rms_floor).mul_(sigma)
+    noise = [
+        torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype) for p in params
+    ]
+    if same:
+        torch._foreach_mul_(noise, list(scales.to(dtype).unbind()))
     else:
-        noise = [
-            torch.randn(p.shape, generator=generator, device=p.device, dtype=p.dtype) for p in ps
-        ]
         for v, s in zip(noise, scales.unbind(), strict=True):
-            v.mul_(s.to(device=v.device, dtype=v.dtype))
-    torch._foreach_add_(ps, noise)
+            v.mul_(s.to(dtype=v.dtype))
+    torch._foreach_add_(params, noise)
+
+
+@functools.lru_cache(maxsize=64)
+def _sqrt_numels(numels: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """``sqrt(max(numel, 1))`` per tensor, float64 on ``device`` (built once per model)."""
+    return torch.tensor([math.sqrt(max(n, 1)) for n in numels], dtype=torch.float64, device=device)
 
 
 @dataclass

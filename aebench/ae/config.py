@@ -54,6 +54,7 @@ was left as measured rather than tuned away:
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -182,8 +183,9 @@ def _sigma() -> CoefConfig:
 def _es_sigma() -> CoefConfig:
     # sigma of an Evolution Strategy (baselines/es, aebench.ae.bindings.ESBinding): the
     # optimizer's own perturbation std (the param group's ``sigma``, absolute in parameter units),
-    # which AE moves in place of adding parameter noise. Like sigma: moved by the noise law AE-4
-    # and AE-5's shrink, no AE-2 drive, no leak. Unlike sigma it is never 0 (a zero perturbation
+    # which AE moves in place of adding parameter noise. Like sigma: moved by the noise law AE-4,
+    # no AE-2 drive, no leak; unlike it, no V term and no AE-5 shrink (ESBinding.noise_reads_V,
+    # step_free: the ES step does not scale with sigma). Never 0 (a zero perturbation
     # gives no estimate): log chart, and a box relative to the configured value, [1e-3, 10] x.
     # Chosen on the tuning problems (EGGROLL, 300 generations, cpu scale, docs/es.md): with the
     # earlier [0.1, 10] x, AE-4's curvature signal held sigma on the lower wall on Rosenbrock
@@ -482,6 +484,10 @@ class AEConfig:
     noise_every: int = 1
     #: the tuning search space of AE (read by rulesets, aebench/tuning.py; not by the controller)
     search_space: dict[str, Any] = field(default_factory=dict)
+    #: plug-in drive terms by name, ``{name: {_target_: module.Class, enabled: true, <gains>}}``
+    #: (:class:`aebench.ae.laws.Term`, docs/howto_add_law.md); ``enabled: false`` knocks one out.
+    #: Empty by default, and then left out of the arm id (aebench/identity.py)
+    terms: dict[str, Any] = field(default_factory=dict)
 
 
 def law_names() -> list[str]:
@@ -498,9 +504,11 @@ def check_law_names(names: Iterable[str]) -> None:
 
 
 def all_off(cfg: AEConfig | None = None) -> AEConfig:
-    """A copy of ``cfg`` (default config if None) with every law and drive term off."""
+    """A copy of ``cfg`` (default config if None) with every law and drive term off (plug-in
+    terms included)."""
     cfg = dataclasses.replace(cfg or AEConfig())
     cfg.laws = LawsConfig(**{name: False for name in law_names()})
+    cfg.terms = {}
     return cfg
 
 
@@ -691,9 +699,34 @@ def validate(cfg: Any) -> AEConfig:
         _fail("ae.noise_every", cfg.noise_every, "must be an integer >= 1 (updates between draws)")
     if not isinstance(cfg.noise_seed, int):
         _fail("ae.noise_seed", cfg.noise_seed, "must be an integer")
+    _check_terms(cfg.terms)
     if built:
         setattr(cfg, _CHECKED, True)
     return cfg
+
+
+def _check_terms(terms: Any) -> None:
+    """``ae.terms``: each entry a mapping with a ``_target_`` import path whose module can be
+    found (located, not imported: the preflight stays torch-free) and, if given, a boolean
+    ``enabled`` (the term's gains are the term's own to check)."""
+    if not isinstance(terms, Mapping):
+        _fail("ae.terms", terms, "must be a mapping {name: {_target_: module.Class, ...}}")
+    for name, spec in terms.items():
+        key = f"ae.terms.{name}"
+        if not isinstance(spec, Mapping):
+            _fail(key, spec, "must be a mapping with _target_ (module.Class) and the term's gains")
+        target = spec.get("_target_")
+        if not (isinstance(target, str) and "." in target.strip(".")):
+            _fail(f"{key}._target_", target, "must be an import path module.Class")
+        module = target.rpartition(".")[0]
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            _fail(f"{key}._target_", target, f"no module {module!r} on the path (PYTHONPATH)")
+        if not isinstance(spec.get("enabled", True), bool):
+            _fail(f"{key}.enabled", spec["enabled"], "must be true or false")
 
 
 def validated(cfg: Any) -> AEConfig:

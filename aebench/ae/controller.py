@@ -57,7 +57,7 @@ from aebench.ae import laws as L
 from aebench.ae.bindings import Binding, ModelCoefficient, add_parameter_noise, binding_for
 from aebench.ae.charts import CHART, chart_bounds, from_chart, has_off_floor, to_chart
 from aebench.ae.config import MODEL_KINDS, AEConfig, CoefConfig, law_names, validated
-from aebench.ae.flatgrad import group_stats, read_update
+from aebench.ae.flatgrad import GradCopy, Reading, group_stats, read_update
 from aebench.ae.gauge import (
     GaugeState,
     follow_shrink,
@@ -71,6 +71,9 @@ from aebench.ae.signals import SignalState, ema, finite
 
 #: kinds whose value 0 means "off": not adapted when configured at 0 (``adapt_at_off`` overrides)
 OFF_AT_ZERO: tuple[str, ...] = ("beta1", "weight_decay")
+
+#: the AE-2 drive terms in the order of the gain matrix W's columns (``Binding.drive_off``)
+DRIVE_TERMS: tuple[str, ...] = ("progress", "variance", "reward", "phase")
 
 #: the signal columns the controller logs per param group (suffix ``/pgN`` for N >= 1)
 SIGNAL_COLUMNS: tuple[str, ...] = (
@@ -101,7 +104,9 @@ class GroupState:
     written: dict[str, float | None]
     delta: list[float]
     grad: SignalState = field(default_factory=SignalState)
+    #: rho's gradient copy per parameter (``rho_buffer=copy``): views of ``copy``'s flat buffer
     prev: dict[int, torch.Tensor] = field(default_factory=dict)
+    copy: GradCopy | None = None
     lam: float = 0.0
     guard: float = 1.0
     energy: float | None = None
@@ -130,6 +135,9 @@ class GroupState:
     keys: list[str] = field(default_factory=list)
     #: the model coefficients of this group by key (group 0 only)
     model: dict[str, ModelCoefficient] = field(default_factory=dict)
+    #: per key ``(base, (z of the base, lo, hi, z of the prior))``: the chart values of the
+    #: latest base (:meth:`AEControl._chart`)
+    charts: dict[str, tuple[float, tuple[float, float, float, float]]] = field(default_factory=dict)
 
     @property
     def gamma(self) -> float:
@@ -169,7 +177,9 @@ class AEControl:
         if self.gauge_signal == "auto":
             self.gauge_signal = self.binding.gauge_signal
         self.seed = int(seed)
-        self.active = any(getattr(self.cfg.laws, f) for f in law_names())
+        #: the enabled plug-in drive terms of ``ae.terms`` (aebench.ae.laws.Term), made once
+        self.terms = L.load_terms(self.cfg.terms)
+        self.active = any(getattr(self.cfg.laws, f) for f in law_names()) or bool(self.terms)
         self.loss = SignalState()
         self.level0: float | None = None
         self.t = 0
@@ -276,7 +286,6 @@ class AEControl:
         return gen
 
     # ------------------------------------------------------------------ the step
-    @torch.no_grad()
     def before_step(self, loss: Any, reward: Any = None) -> dict[str, float]:
         """Measure (AE-1) and update every group's coefficients (AE-2..AE-10); write them into
         the param groups so that they apply to the coming ``optimizer.step()``.
@@ -288,20 +297,27 @@ class AEControl:
         ``/pgN`` for groups N >= 1, and ``skips`` (the count of non-finite steps).
         """
         every = self.cfg.every
-        self._noise_due = self.t % every == 0
+        t = self.t
+        self._noise_due = t % every == 0
         if not self._noise_due:
             # the loss filters take this loss at the next update (same order, nothing read now)
             self._pending.append((loss, reward))
-            if (self.t + 1) % every == 0:
-                for group, gs in zip(self.optimizer.param_groups, self.groups, strict=True):
-                    self._store_prev(group, gs)
-            self.t += 1
+            if (t + 1) % every == 0:
+                with torch.no_grad():
+                    for group, gs in zip(self.optimizer.param_groups, self.groups, strict=True):
+                        self._store_prev(group, gs)
+            self.t = t + 1
             return dict(self._last_row)
+        with torch.no_grad():
+            return self._update(loss, reward)
+
+    def _update(self, loss: Any, reward: Any) -> dict[str, float]:
+        """One update (``before_step`` on every ``ae.every``-th call)."""
+        every = self.cfg.every
         pairs = list(zip(self.optimizer.param_groups, self.groups, strict=True))
+        readings = [self._measure(g, gs) for g, gs in pairs]
         # one host transfer: the pending losses, this step's loss and every group's statistics
-        losses, stats = read_update(
-            self._pending, loss, reward, [self._measure(g, gs) for g, gs in pairs]
-        )
+        losses, stats = read_update(self._pending, loss, reward, readings)
         self._pending = []
         self._feed_losses(losses[:-1])
         loss_f, reward_f = losses[-1]
@@ -319,10 +335,10 @@ class AEControl:
             self.loss.update_loss(loss_f, reward_f, self.cfg.signals)
             if self.level0 is None:
                 self.level0 = self.loss.level if self.loss.level > 0 else 1.0
-        for i, ((group, gs), st) in enumerate(zip(pairs, stats, strict=True)):
+        for i, ((group, gs), st, reading) in enumerate(zip(pairs, stats, readings, strict=True)):
             if ok and st is not None:
                 if every == 1:
-                    self._store_prev(group, gs)
+                    self._keep_grad(group, gs, reading)
                 self._update_group(group, gs, st)
             out.update(self._row(group, gs, "" if i == 0 else f"/pg{i}"))
         out["skips"] = float(self.skips)
@@ -330,7 +346,6 @@ class AEControl:
         self._last_row = out
         return dict(out)
 
-    @torch.no_grad()
     def after_step(self) -> None:
         """Add the sigma parameter noise of each group after an update step (see
         :mod:`aebench.ae.bindings`); with ``ae.every = k`` the k steps' noise at once."""
@@ -364,22 +379,27 @@ class AEControl:
             self._feed_losses(losses)
 
     def _grads(self, group: dict) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        ps = [p for p in group["params"] if p.grad is not None and not p.grad.is_sparse]
-        return ps, [p.grad for p in ps]
+        ps, grads = [], []
+        for p in group["params"]:
+            g = p.grad
+            if g is not None and not g.is_sparse:
+                ps.append(p)
+                grads.append(g)
+        return ps, grads
 
-    def _measure(self, group: dict, gs: GroupState) -> torch.Tensor | None:
-        """``[||g||^2, g.h, ||h||^2, ||P g||^2, <g, P g>]`` on the device (no sync; read with
-        the update's one transfer, :func:`aebench.ae.flatgrad.read_update`), or None without
-        grads."""
+    def _measure(self, group: dict, gs: GroupState) -> Reading | None:
+        """The :class:`~aebench.ae.flatgrad.Reading` of ``[||g||^2, g.h, ||h||^2, ||P g||^2,
+        <g, P g>]`` on the device (no sync; read with the update's one transfer,
+        :func:`aebench.ae.flatgrad.read_update`), or None without grads."""
         ps, grads = self._grads(group)
         if not ps:
             return None
         scale = 1.0
-        prevs: list[torch.Tensor] | None
+        prev_sq = None
+        prevs: list[torch.Tensor] | torch.Tensor | None
         if self.cfg.rho_buffer == "copy":
-            prevs = [gs.prev[id(p)] for p in ps if id(p) in gs.prev]
-            if len(prevs) != len(ps):
-                prevs = None
+            copy = self._copy(gs, ps)
+            prevs, prev_sq = (None, None) if copy is None else (copy.flat, copy.sq)
         else:
             prevs = []
             for p in ps:
@@ -388,20 +408,52 @@ class AEControl:
                     prevs = None
                     break
                 prevs.append(buf)
-        return group_stats(self.binding, self.optimizer, group, ps, grads, prevs, scale)
+        # <g, P g> feeds only the gauge's relative signal
+        gpg = self.cfg.laws.gauge and self.gauge_signal == "relative"
+        return group_stats(
+            self.binding, self.optimizer, group, ps, grads, prevs, scale, prev_sq, gpg
+        )
+
+    @staticmethod
+    def _copy(gs: GroupState, ps: list[torch.Tensor]) -> GradCopy | None:
+        """rho's copy of these parameters' previous gradients, None while there is none. A
+        copy whose views were replaced (moved to another device) is rebuilt from them."""
+        copy = gs.copy
+        if copy is not None and copy.intact(ps, gs.prev):
+            return copy
+        if not ps or any(id(p) not in gs.prev for p in ps):
+            return None
+        gs.copy = GradCopy.of([gs.prev[id(p)] for p in ps], ps, gs.prev)
+        return gs.copy
+
+    def _keep_grad(self, group: dict, gs: GroupState, reading: Reading | Any) -> None:
+        """rho's copy of an update's gradients (``ae.every=1``): the flattened g the
+        measurement made, copied in or, the first time, kept as the copy's buffer."""
+        if self.cfg.rho_buffer != "copy":
+            return
+        if not isinstance(reading, Reading) or reading.flat_grad is None:
+            self._store_prev(group, gs)
+        elif gs.copy is not None and gs.copy.intact(reading.params, gs.prev):
+            gs.copy.take(reading)
+        else:
+            gs.copy = GradCopy.adopt(reading, gs.prev)
 
     def _store_prev(self, group: dict, gs: GroupState) -> None:
         if self.cfg.rho_buffer != "copy":
             return
         ps, grads = self._grads(group)
-        bufs = []
-        for p in ps:
-            buf = gs.prev.get(id(p))
-            if buf is None:
-                buf = torch.empty_like(p.grad)
-                gs.prev[id(p)] = buf
-            bufs.append(buf)
-        torch._foreach_copy_(bufs, grads)
+        if not ps:
+            return
+        copy = gs.copy
+        if (
+            copy is not None
+            and copy.intact(ps, gs.prev)
+            and copy.flat.device == grads[0].device
+            and copy.flat.dtype == grads[0].dtype
+        ):
+            copy.store(grads)
+        else:
+            gs.copy = GradCopy.of(grads, ps, gs.prev)
 
     def _update_group(self, group: dict, gs: GroupState, st: tuple[float, ...]) -> None:
         cfg = self.cfg
@@ -435,13 +487,11 @@ class AEControl:
         if not self.active or not kinds or self.loss.n_loss <= cfg.signals.warmup:
             return
         z_l, zbar_l, lo_l, hi_l, zb_l = [], [], [], [], []
-        for j, (key, k) in enumerate(keyed):
-            c: CoefConfig = getattr(cfg.coefs, k)
-            zb = to_chart(k, gs.base[key], c.lo)
-            lo, hi = chart_bounds(k, c.lo, c.hi, c.relative, gs.base[key])
+        for j, d in enumerate(gs.delta):
+            zb, lo, hi, zbar = self._chart(gs, j)
             zb_l.append(zb)
-            z_l.append(min(max(zb + gs.delta[j], lo), hi))
-            zbar_l.append(zb if c.prior is None else min(max(to_chart(k, c.prior, c.lo), lo), hi))
+            z_l.append(min(max(zb + d, lo), hi))
+            zbar_l.append(zbar)
             lo_l.append(lo)
             hi_l.append(hi)
         sig = L.Signals(
@@ -486,7 +536,9 @@ class AEControl:
                 value = self._inside(k, c, gs.base[key], from_chart(k, z_new[j], c.lo))
             if value != current[key]:
                 self._write(group, gs, key, value)
-            gs.written[key] = self._read(group, gs, key)
+                gs.written[key] = self._read(group, gs, key)
+            else:
+                gs.written[key] = current[key]  # unchanged since it was read above
         # AE-10: energy (always logged) and guard (only with the lyapunov law on)
         level_rel = self.loss.level / (self.level0 or 1.0)
         energy = self._lyapunov(gs, level_rel, z_new, zbar_l, psi)
@@ -521,8 +573,9 @@ class AEControl:
         cfg = self.cfg
         p = gs.fparams
         assert p is not None
+        dt = float(cfg.every)
         res = L.coefficient_step_floats(
-            z, zbar, lo, hi, sig, gs.lam, gs.guard, p, cfg.laws, cfg, dt=float(cfg.every)
+            z, zbar, lo, hi, sig, gs.lam, gs.guard, p, cfg.laws, cfg, dt, self.terms, gs.kinds
         )
         psi = 0.0
         if cfg.laws.barrier:
@@ -551,7 +604,11 @@ class AEControl:
     def _family_gains(self, params: L.LawParams, kinds: list[str]) -> None:
         """Kinds the family's step does not scale with (``Binding.step_free``) are not shrunk by
         AE-5, whose shrink is meant for step-like coefficients; a family whose noise law does
-        not read the loss variance (``Binding.noise_reads_V`` false) gets k_v = 0."""
+        not read the loss variance (``Binding.noise_reads_V`` false) gets k_v = 0; the AE-2
+        terms a family switches off for a kind (``Binding.drive_off``) get gain 0."""
+        for j, k in enumerate(kinds):
+            for term in self.binding.drive_off.get(k, ()):
+                params.W[j, DRIVE_TERMS.index(term)] = 0.0
         free = [1.0 if k in self.binding.step_free else 0.0 for k in kinds]
         if any(free):
             keep = 1.0 - torch.tensor(free, dtype=params.shrink_mask.dtype)
@@ -592,9 +649,25 @@ class AEControl:
         if gs.delta[j] == 0.0:
             return base, base
         c: CoefConfig = self.cfg.coefs.alpha
-        lo, hi = chart_bounds("alpha", c.lo, c.hi, c.relative, base)
-        z = min(max(to_chart("alpha", base, c.lo) + gs.delta[j], lo), hi)
+        zb, lo, hi, _ = self._chart(gs, j)
+        z = min(max(zb + gs.delta[j], lo), hi)
         return self._inside("alpha", c, base, from_chart("alpha", z, c.lo)), base
+
+    def _chart(self, gs: GroupState, j: int) -> tuple[float, float, float, float]:
+        """``(z of the base, Omega's lo, hi in the chart, z of the prior)`` of entry j, computed
+        again only when its base changed (a schedule moves alpha's every step; the others
+        rarely move). ``ae.coefs`` is read as fixed after construction."""
+        key, k = gs.keys[j], gs.kinds[j]
+        base = gs.base[key]
+        cached = gs.charts.get(key)
+        if cached is not None and cached[0] == base:
+            return cached[1]
+        c: CoefConfig = getattr(self.cfg.coefs, k)
+        zb = to_chart(k, base, c.lo)
+        lo, hi = chart_bounds(k, c.lo, c.hi, c.relative, base)
+        zbar = zb if c.prior is None else min(max(to_chart(k, c.prior, c.lo), lo), hi)
+        gs.charts[key] = (base, (zb, lo, hi, zbar))
+        return zb, lo, hi, zbar
 
     @staticmethod
     def _inside(kind: str, c: CoefConfig, base: float, value: float) -> float:
@@ -710,6 +783,7 @@ class AEControl:
                 for gs in self.groups
             ],
             "generators": {k: g.get_state() for k, g in self._generators.items()},
+            "binding": self.binding.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -726,3 +800,5 @@ class AEControl:
                     setattr(gs, k, v)
         for key, gstate in state.get("generators", {}).items():
             self._generator(torch.device(key)).set_state(gstate)
+        if "binding" in state:  # a checkpoint from before the binding kept state: fresh filter
+            self.binding.load_state_dict(state["binding"])

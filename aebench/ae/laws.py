@@ -11,7 +11,8 @@ Order within one step (readings #9), as composed by :func:`coefficient_step` and
 ``on_before_optimizer_step`` with this step's gradient present:
 
 1. measure (AE-1, :mod:`aebench.ae.signals`) with the loss and gradient of this step;
-2. drive u (AE-2 terms, AE-5's phase term W_m, AE-7 coupling), times eta_a;
+2. drive u (AE-2 terms, AE-5's phase term W_m, AE-7 coupling; in the controller's float path
+   also the plug-in terms of ``ae.terms``, :class:`Term`), times eta_a;
 3. gauge (AE-8) on log alpha, times eta_gamma; 4. noise law (AE-4) on log sigma, times eta_sigma;
    (each meta-step also times the Lyapunov guard factor g of AE-10);
 5. budget (AE-6): the step is divided by sqrt(1 + lambda), then hard-clipped;
@@ -25,9 +26,12 @@ gradient: the coefficient that multiplies g_t has seen g_t (the control loop has
 
 from __future__ import annotations
 
+import importlib
 import math
+import operator
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -394,6 +398,66 @@ class Signals:
     gamma_star: Any = None  # the gauge target (None: not yet calibrated)
 
 
+class Term(Protocol):
+    """A plug-in drive term (``ae.terms.<name>``, docs/howto_add_law.md): AE-2's
+    ``u_j += f_j(signals, z, zbar)``, one increment of u per coefficient j, before the meta-step
+    eta_a, the guard g and the budget scale multiply u like every other drive term.
+
+    ``signals``: this update's :class:`Signals` (floats); ``z``, ``zbar``: the chart coordinates
+    of the coefficients and of their priors; ``kinds``: each coefficient's kind (``"alpha"``,
+    ``"beta1"``, ...; a model coefficient by its kind, e.g. ``"gate"``). Returns one float per
+    coefficient (0.0 where the term does not act). Acts in the controller's float path
+    (:func:`drive_floats`) only: the tensor reference :func:`coefficient_step` and
+    ``aebench-meta`` do not see plug-in terms.
+    """
+
+    def __call__(
+        self, signals: Signals, z: list[float], zbar: list[float], kinds: list[str]
+    ) -> list[float]: ...
+
+
+def load_terms(terms: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, Term]]:
+    """The enabled plug-in terms of ``ae.terms`` as ``(name, term)``: each entry's ``_target_``
+    (``module.Class``) imported and called with the entry's other keys (its gains); an entry
+    with ``enabled: false`` is knocked out (never imported). Shapes are checked by
+    :func:`aebench.ae.config.validate`; an import that fails is one line naming the key."""
+    loaded = []
+    for name, spec in terms.items():
+        gains = {k: v for k, v in spec.items() if k not in ("_target_", "enabled")}
+        if not spec.get("enabled", True):
+            continue
+        target = spec["_target_"]
+        module, _, attr = target.rpartition(".")
+        try:
+            factory = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(
+                f"ae.terms.{name}._target_={target!r}: cannot import it ({exc}); the module must "
+                "be importable (on PYTHONPATH)"
+            ) from None
+        loaded.append((name, factory(**gains)))
+    return loaded
+
+
+def _add_terms(
+    u: list[float],
+    terms: Sequence[tuple[str, Term]],
+    s: Signals,
+    z: list[float],
+    zbar: list[float],
+    kinds: list[str],
+) -> list[float]:
+    for name, term in terms:
+        inc = [float(x) for x in term(s, z, zbar, kinds)]
+        if len(inc) != len(u):
+            raise ValueError(
+                f"ae.terms.{name}: returned {len(inc)} increments for {len(u)} coefficients "
+                f"({', '.join(kinds)}); it must return one float per coefficient"
+            )
+        u = [a + b for a, b in zip(u, inc, strict=True)]
+    return u
+
+
 @dataclass
 class StepResult:
     z: torch.Tensor  # projected new chart coordinates
@@ -454,7 +518,15 @@ def coefficient_step(
     increment (drive, gauge, noise law, shrink, dual ascent) is taken ``dt`` times over, and the
     budget holds the per-step equivalent ``||step/dt||_M^2`` to B (the hard clip to
     ``dt^2 * clip * B``). ``dt = 1`` is the literal per-step law.
+
+    Plug-in terms (``ae.terms``) are not differentiable here: a config with an enabled one is
+    refused (they act in :func:`coefficient_step_floats`, the controller's path).
     """
+    if any(spec.get("enabled", True) for spec in cfg.terms.values()):
+        raise ValueError(
+            f"ae.terms={sorted(cfg.terms)}: plug-in terms act in the controller's float path "
+            "only; the tensor laws (AE-9 gradcheck, aebench-meta) cannot differentiate them"
+        )
     step = (dt * cfg.eta_a * guard) * drive(z, zbar, lo, hi, s, p, laws, cfg)
     if laws.gauge and s.gamma is not None and s.gamma_star is not None:
         gd = gauge_drive(s.gamma, s.gamma_star, cfg.gauge.form, cfg.gauge.soft_clip)
@@ -572,8 +644,9 @@ class FloatStepResult:
 
 
 def _coupling(C: list[list[float]], z: list[float], zbar: list[float]) -> list[float]:
+    # sum(map(mul)) adds the same products in the same order as sum(c * x for ...), faster
     d = [a - b for a, b in zip(z, zbar, strict=True)]
-    return [sum(c * x for c, x in zip(row, d, strict=True)) for row in C]
+    return [sum(map(operator.mul, row, d)) for row in C]
 
 
 def drive_floats(
@@ -585,8 +658,13 @@ def drive_floats(
     p: FloatParams,
     laws: LawsConfig,
     cfg: AEConfig,
+    coupling: list[float] | None = None,
+    terms: Sequence[tuple[str, Term]] = (),
+    kinds: Sequence[str] = (),
 ) -> list[float]:
-    """:func:`drive` on floats."""
+    """:func:`drive` on floats; ``coupling``: C zeta when already computed; ``terms``: the
+    plug-in terms (:func:`load_terms`) added last, each called with ``kinds`` (one per entry
+    of z)."""
     K = len(z)
     u = [0.0] * K
     if laws.progress:
@@ -616,10 +694,12 @@ def drive_floats(
         u = [u[j] + p.w_m[j] * d for j in range(K)]
     if laws.coupling:
         if p.coupled:
-            cz = _coupling(p.C, z, zbar)
+            cz = _coupling(p.C, z, zbar) if coupling is None else coupling
             u = [u[j] + cz[j] for j in range(K)]
         else:
             u = [u[j] + 0.0 for j in range(K)]
+    if terms:
+        u = _add_terms(u, terms, s, z, zbar, list(kinds))
     return u
 
 
@@ -643,11 +723,16 @@ def coefficient_step_floats(
     laws: LawsConfig,
     cfg: AEConfig,
     dt: float = 1.0,
+    terms: Sequence[tuple[str, Term]] = (),
+    kinds: Sequence[str] = (),
 ) -> FloatStepResult:
-    """:func:`coefficient_step` on floats (same order of operations)."""
+    """:func:`coefficient_step` on floats (same order of operations), plus the plug-in
+    ``terms`` in the drive (:func:`drive_floats`)."""
     K = len(z)
     c = dt * cfg.eta_a * guard
-    step = [c * u for u in drive_floats(z, zbar, lo, hi, s, p, laws, cfg)]
+    cz = _coupling(p.C, z, zbar) if laws.coupling and p.coupled else [0.0] * K
+    u = drive_floats(z, zbar, lo, hi, s, p, laws, cfg, cz, terms, kinds)
+    step = [c * x for x in u]
     if laws.gauge and s.gamma is not None and s.gamma_star is not None:
         g, gs = float(s.gamma), float(s.gamma_star)
         if cfg.gauge.form == "literal":
@@ -702,7 +787,6 @@ def coefficient_step_floats(
     new_lam = lam
     if laws.budget and _is_finite(energy):
         new_lam = max(0.0, lam + dt * cfg.budget.eta_lambda * (energy - cfg.budget.B))
-    cz = _coupling(p.C, z, zbar) if laws.coupling and p.coupled else [0.0] * K
     return FloatStepResult(
         z=z_new, step=step, energy=energy, lam=new_lam, shrink=shrink, coupling=cz
     )

@@ -286,6 +286,30 @@ class ESOptimizer(Optimizer):
         w_ref = pair_weights(centered_ranks(torch.nan_to_num(hyp, nan=-math.inf)), True)
         return float(w_ref.norm()) / norm
 
+    def state_dict(self) -> dict[str, Any]:
+        """torch's optimizer state (param groups, Adam's moments) plus the ES cycle's own under
+        ``es``: the generation and evaluation counts and the noise generators, so a resumed run
+        draws the generations an uninterrupted one would (and AE's sigma filter, which steps
+        once per generation, ``ESBinding.state_dict``, resumes in step)."""
+        state = super().state_dict()
+        state["es"] = {
+            "generations": self.generations,
+            "evaluations": self.evaluations,
+            "generators": {k: g.get_state() for k, g in self._generators.items()},
+        }
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (a state without ``es`` restores torch's part only)."""
+        state = dict(state_dict)
+        es = state.pop("es", None)
+        super().load_state_dict(state)
+        if es is not None:
+            self.generations = int(es["generations"])
+            self.evaluations = int(es["evaluations"])
+            for key, gen_state in es["generators"].items():
+                self.generator(torch.device(key)).set_state(gen_state)
+
     def attach(self, model: torch.nn.Module) -> None:
         """Let the algorithm look at the model's structure (EGGROLL finds its Linear layers for
         batched evaluation); nothing by default."""

@@ -5,7 +5,8 @@ per-tensor path it replaced, kept here as the reference (issue 15).
   float32 rounding in float32;
 * the parameter noise is bit-identical to the per-tensor draw (same generator stream);
 * a fixed gradient sequence replayed through a controller on the reference path and one on the
-  package's path gives every coefficient and signal equal to 1e-12 relative;
+  package's path gives every coefficient and signal equal to 1e-12 relative, also when rho's
+  copy (``GroupState.prev``) is replaced or cleared mid-run;
 * one update brings values to the host once (``.item()``/``.tolist()``/``float()`` counted).
 """
 
@@ -207,7 +208,7 @@ def test_group_stats_adam_matches_the_reference(steps, dtype, tol) -> None:  # n
     if steps < 0:
         opt.state[ps[0]]["step"] += 2
     group, grads, prevs = opt.param_groups[0], [p.grad for p in ps], tensors(dtype, 5)
-    new = group_stats(binding_for(opt), opt, group, ps, grads, prevs, 0.5).tolist()
+    new = list(group_stats(binding_for(opt), opt, group, ps, grads, prevs, 0.5).read())
     st = ref_grad_stats(grads, prevs).tolist()
     pre = ref_adam_precond(opt, group, ps, grads).tolist()
     old = [st[0], st[1] * 0.5, st[2] * 0.25, *pre]
@@ -220,7 +221,7 @@ def test_group_stats_sgd_and_adafactor() -> None:
     for p, gr in zip(ps, grads, strict=True):
         p.grad = gr
     sgd = torch.optim.SGD(ps, lr=0.1, momentum=0.9)
-    new = group_stats(binding_for(sgd), sgd, sgd.param_groups[0], ps, grads, None).tolist()
+    new = list(group_stats(binding_for(sgd), sgd, sgd.param_groups[0], ps, grads, None).read())
     gsq = ref_grad_stats(grads, None).tolist()[0]
     assert [rel(a, b) < 1e-13 for a, b in zip(new, [gsq, 0.0, 0.0, gsq, gsq], strict=True)] == [
         True
@@ -228,7 +229,7 @@ def test_group_stats_sgd_and_adafactor() -> None:
     adafactor = torch.optim.Adafactor(ps, lr=0.01)
     got = group_stats(
         AdafactorBinding(), adafactor, adafactor.param_groups[0], ps, grads, None
-    ).tolist()
+    ).read()
     want = AdafactorBinding().precond(adafactor, adafactor.param_groups[0], ps, grads).tolist()
     assert rel(got[3], want[0]) < 1e-13 and rel(got[4], want[1]) < 1e-13
 
@@ -341,6 +342,52 @@ def test_replay_fast_path_equals_reference(opt_name, rho_buffer, every, arm) -> 
             assert rel(x, y) <= 1e-12, (t, key, x, y)
         moved |= a["c_alpha"] != ref[0]["c_alpha"] if "c_alpha" in a else a["lr"] != ref[0]["lr"]
     assert moved  # the laws acted: the comparison is not between two idle controllers
+
+
+def _rows_with(cls: type[AEControl], disturb, every: int, steps: int = 12) -> list[dict]:  # noqa: ANN001
+    """Rows of a controller on a fixed gradient sequence; ``disturb(ctl, t)`` runs before each
+    step (to replace or clear rho's copy as a swarm's device move or PBT's exploit does)."""
+    ps = [torch.nn.Parameter(t) for t in tensors(torch.float64, 11)]
+    opt = torch.optim.SGD(ps, lr=0.05, momentum=0.9)
+    ctl = cls(opt, AEConfig(enabled=True, every=every), seed=1)
+    rows = []
+    for t in range(steps):
+        for p, gr in zip(ps, tensors(torch.float64, 100 + t), strict=True):
+            p.grad = gr
+        disturb(ctl, t)
+        rows.append(ctl.before_step(torch.tensor(1.0 + 0.1 * math.sin(t), dtype=torch.float64)))
+        opt.step()
+    return rows
+
+
+def _replace(ctl: AEControl, t: int) -> None:
+    if t == 6:  # new tensors (other values) in place of the views, after the copy of step 5
+        gs = ctl.groups[0]
+        for key, value in gs.prev.items():
+            gs.prev[key] = value * -0.5
+
+
+def _clear(ctl: AEControl, t: int) -> None:
+    if t == 6:
+        ctl.groups[0].prev.clear()
+
+
+@pytest.mark.parametrize("every", [1, 3])
+@pytest.mark.parametrize("disturb", [_replace, _clear])
+def test_rho_copy_follows_replaced_or_cleared_views(disturb, every) -> None:  # noqa: ANN001
+    """The flat copy notices ``GroupState.prev`` being replaced or cleared and measures what the
+    dict holds, as the per-tensor reference (which reads the dict) does."""
+    ref = _rows_with(RefControl, disturb, every)
+    new = _rows_with(AEControl, disturb, every)
+    for a, b in zip(ref, new, strict=True):
+        assert a.keys() == b.keys()
+        assert all(
+            (math.isnan(a[k]) and math.isnan(b[k])) or rel(a[k], b[k]) <= 1e-12 for k in a
+        ), (a, b)
+    plain = _rows_with(AEControl, lambda ctl, t: None, every)
+    assert new[6]["rho"] != plain[6]["rho"]  # the disturbance reached the update of step 6
+    if disturb is _clear:  # no h at that update: rho is not fed, and is again one update later
+        assert new[6]["rho"] == new[5]["rho"] != new[6 + every]["rho"]
 
 
 # ----------------------------------------------------------------------------- host transfers
