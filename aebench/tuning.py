@@ -8,8 +8,10 @@ lr for the baselines, lr and sigma for ES) and, for an arm with AE on, ``ae.sear
 from it with :class:`scipy.stats.qmc.Halton` (scrambled, seeded by ``ruleset.seed``; the same draw
 for every problem, so the space is workload-agnostic), mapped to ``[low, high]`` (log-uniform
 where ``log: true``). Each trial runs on ``tuning_seeds`` seeds ``tuning_seed_base + j``, disjoint
-from the evaluation seeds. The best trial per problem has the best mean of the metric over its
-tuning seeds (min or max by the metric's mode; a diverged or failed run counts as the worst);
+from the evaluation seeds. The best trial per problem has the best mean over its tuning seeds of
+what ``ruleset.select`` names (:data:`SELECTIONS`; a diverged or failed run counts as the
+worst): ``final``, the task metric's final value (min or max by its mode), or
+``time_to_target``, the prediction's metric of e01-style experiments (a miss counts at the budget);
 the evaluation runs then carry that trial's values and ``ruleset.trial``,
 ``ruleset.budget_trials`` (tuning runs consumed) and ``ruleset.budget_steps`` (their optimizer
 steps), which :func:`aebench.record.tuning_fields` writes into every record.
@@ -113,25 +115,41 @@ def tuning_seeds(ruleset: Mapping[str, Any], evaluation_seeds: list[int]) -> lis
     return seeds
 
 
-def score(records: list[Mapping[str, Any]], mode: str) -> float:
-    """Mean final metric of one trial's tuning runs, oriented so that lower is better;
+#: what ranks a ruleset's trials (``ruleset.select``): the task metric's final value, or the
+#: steps to the task's target (restricted at the budget: a miss counts as the budget)
+SELECTIONS = ("final", "time_to_target")
+
+
+def score(records: list[Mapping[str, Any]], mode: str, select: str = "final") -> float:
+    """Mean of ``select`` over one trial's tuning runs, oriented so that lower is better;
     +inf when a run diverged or failed (the worst)."""
     vals = []
     for r in records:
+        if r.get("status") != "completed":
+            return math.inf
+        if select == "time_to_target":
+            target = r.get("target") or {}
+            step = target.get("step") if target.get("reached") else None
+            vals.append(float(step if step is not None else r.get("budget") or math.inf))
+            continue
         final = (r.get("metric") or {}).get("final")
-        if r.get("status") != "completed" or final is None or not math.isfinite(final):
+        if final is None or not math.isfinite(final):
             return math.inf
         vals.append(float(final) if mode == "min" else -float(final))
     return sum(vals) / len(vals) if vals else math.inf
 
 
-def best_trial(by_trial: Mapping[int, list[Mapping[str, Any]]], mode: str) -> int:
+def best_trial(
+    by_trial: Mapping[int, list[Mapping[str, Any]]], mode: str, select: str = "final"
+) -> int:
     """The trial with the best score (ties: the lower index)."""
     if mode not in ("min", "max"):
         raise TuningError(f"metric mode={mode!r}: allowed min, max")
+    if select not in SELECTIONS:
+        raise TuningError(f"ruleset.select={select!r}: allowed {', '.join(SELECTIONS)}")
     if not by_trial:
         raise TuningError("no tuning runs to choose from")
-    return min(sorted(by_trial), key=lambda i: score(by_trial[i], mode))
+    return min(sorted(by_trial), key=lambda i: score(by_trial[i], mode, select))
 
 
 def trial_overrides(point: Mapping[str, float], trial: int) -> list[str]:
@@ -160,6 +178,9 @@ def run_stage(
     if state_path.exists():
         state = json.loads(state_path.read_text())
         return list(state["evaluation_overrides"])
+    select = str(ruleset.get("select", "final"))
+    if select not in SELECTIONS:
+        raise TuningError(f"ruleset.select={select!r}: allowed {', '.join(SELECTIONS)}")
     runner = runner or _subprocess_runner
     points = draw_trials(
         search_space(config or {}, ae_enabled),
@@ -180,7 +201,7 @@ def run_stage(
             by_trial.setdefault(i, []).append(rec)
             steps += int(rec.get("steps") or 0)
             mode = (rec.get("metric") or {}).get("mode") or mode
-    best = best_trial(by_trial, mode)
+    best = best_trial(by_trial, mode, select)
     extra = trial_overrides(points[best], best) + [
         f"ruleset.budget_trials={len(points) * len(seeds)}",
         f"ruleset.budget_steps={steps}",
@@ -190,7 +211,8 @@ def run_stage(
         "trials": points,
         "tuning_seeds": seeds,
         "mode": mode,
-        "scores": {i: score(r, mode) for i, r in by_trial.items()},
+        "select": select,
+        "scores": {i: score(r, mode, select) for i, r in by_trial.items()},
         "best": best,
         "evaluation_overrides": extra,
     }

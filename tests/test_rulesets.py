@@ -78,6 +78,26 @@ def test_best_trial_by_metric_mode_and_divergence_is_worst():
         best_trial(runs, "median")
 
 
+def test_best_trial_by_time_to_target_counts_a_miss_at_the_budget():
+    """``ruleset.select=time_to_target`` ranks by the prediction's metric, not the final value:
+    the trial that is most accurate at the end can be the slowest to the target."""
+
+    def rec(final, step, status="completed"):
+        target = {"reached": step is not None, "step": step}
+        return {"status": status, "metric": {"final": final}, "budget": 1000, "target": target}
+
+    runs = {
+        0: [rec(0.010, 900), rec(0.010, 950)],  # most accurate, slow
+        1: [rec(0.013, 300), rec(0.013, 400)],  # fastest to the target
+        2: [rec(0.020, 100), rec(0.020, None)],  # one miss counts 1000: mean 550
+        3: [rec(0.001, 50, "diverged"), rec(0.001, 50)],
+    }
+    assert best_trial(runs, "min") == 0
+    assert best_trial(runs, "min", "time_to_target") == 1
+    with pytest.raises(TuningError, match="ruleset.select='auc': allowed final, time_to_target"):
+        best_trial(runs, "min", "auc")
+
+
 def test_run_stage_chooses_records_budget_and_resumes(tmp_path):
     r = {**_external(), "trials": 4, "tuning_seeds": 2}
     calls = []
