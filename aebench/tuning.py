@@ -205,6 +205,7 @@ def run_stage(
     extra = trial_overrides(points[best], best) + [
         f"ruleset.budget_trials={len(points) * len(seeds)}",
         f"ruleset.budget_steps={steps}",
+        f"ruleset.select={select}",  # the records say what ranked the trials
     ]
     state = {
         "arm": arm,

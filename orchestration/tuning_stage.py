@@ -51,6 +51,25 @@ def _runner(threads: int) -> Callable[[list[str], Path], dict[str, Any] | None]:
     return run
 
 
+def prediction_selection(experiment: str) -> str:
+    """What ranks an experiment's trials when the command gives no ``ruleset.select``: the
+    metric the tests of the predictions naming the experiment share, when it is one that
+    :data:`aebench.tuning.SELECTIONS` can rank by (e01's static_speedup: ``time_to_target``);
+    else ``final`` (the task metric's final value)."""
+    from aebench.paths import config_dir
+    from analysis.predictions import load_predictions
+
+    metrics = {
+        test.metric
+        for pred in load_predictions([config_dir() / "predictions"])
+        if pred.experiment == experiment
+        for test in pred.tests
+    }
+    if len(metrics) == 1 and (metric := metrics.pop()) in tuning.SELECTIONS:
+        return metric
+    return "final"
+
+
 def staged_plans(
     composer: Any,
     p: Plan,
@@ -83,9 +102,12 @@ def staged_plans(
     arguments = p.command[4 : len(p.command) - len(p.hydra_overrides)]
     _, base = expand_with_choices(composer, p.experiment, arguments)
     root = tuning_root(out)
+    selection = prediction_selection(p.experiment)
     plans = []
     for arm, jobs in groups.items():
         ruleset, ae_on, components = rulesets[arm]
+        if not any(_key(o) == "ruleset.select" for o in arm):
+            ruleset = {**ruleset, "select": selection}
         seeds = sorted({int(s) for s in (tuning._seed_of(o) for o in jobs) if s is not None})
         arm_id = composer.identity(list(arm))[0]
         if (root / "tuning" / f"{arm_id}.json").exists():
@@ -93,7 +115,8 @@ def staged_plans(
         elif str(ruleset.get("name")) == "external":
             say(
                 f"{p.experiment}: tuning {arm_id}: {ruleset.get('trials')} trials x "
-                f"{ruleset.get('tuning_seeds')} tuning seeds (into {root})"
+                f"{ruleset.get('tuning_seeds')} tuning seeds, ranked by "
+                f"{ruleset.get('select', 'final')} (into {root})"
             )
         extra = tuning.run_stage(
             arm_id, list(arm), ruleset, ae_on, seeds, root, runner or _runner(threads), components

@@ -122,6 +122,7 @@ def test_run_stage_chooses_records_budget_and_resumes(tmp_path):
     best = min(range(4), key=lambda i: abs(math.log10(points[i]["optimizer.lr"]) + 2))
     assert f"ruleset.trial={best}" in extra
     assert "ruleset.budget_trials=8" in extra and "ruleset.budget_steps=80" in extra
+    assert "ruleset.select=final" in extra
     again = run_stage("arm1", ["task=regression"], r, False, [0, 1, 2], tmp_path, runner, arm)
     assert again == extra and len(calls) == 8  # resumed: nothing reran
     assert run_stage("arm2", [], {"name": "self_tuning"}, False, [0], tmp_path, runner) == []
@@ -161,6 +162,17 @@ def test_evidence_tuning_stage_splits_sweep_per_arm(tmp_path):
             "ruleset.budget_steps=80" in j.overrides for j in sub.jobs
         )
     assert (out.parent / "out-tuning" / "tuning").is_dir()
+    # e01 feeds time-to-target predictions only: its trials are ranked by that metric
+    assert all("ruleset.select=time_to_target" in sub.command for sub in plans)
+
+
+def test_an_experiments_trials_are_ranked_by_its_predictions_metric():
+    from orchestration.tuning_stage import prediction_selection
+
+    assert prediction_selection("e01_static_regression") == "time_to_target"
+    assert prediction_selection("e07_induced_oscillation") == "final"  # oscillation: no ranking
+    assert prediction_selection("e06_cartpole_reward_drift") == "final"  # two metrics
+    assert prediction_selection("no_such_experiment") == "final"
 
 
 def _rewrite(folder, ruleset=None, ae_choice=None, trial=None):
