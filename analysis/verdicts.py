@@ -486,6 +486,32 @@ def _best_arm(ctx: Context, a: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return chosen, f"a = best of {a['arm'].nunique()} arms by {metric}: {_labels(chosen)}"
 
 
+def _collapse_inert(
+    runset: RunSet, runs: pd.DataFrame, pair_on: tuple[str, ...]
+) -> tuple[pd.DataFrame, str]:
+    """One run per pairing unit among ``ae=off`` runs that are one computation: runs without AE
+    whose arms differ only in the ``ae`` node (same ``ctx_off``; e.g. e17's ``ae=off`` at
+    ``ae.every=1`` and ``16``, or an ``ae=off`` run given an ablation) are the same vanilla
+    optimizer, bit for bit, so counting each would pair one seed several times. Kept: the arm
+    with ``ablation=none``, else the first by id (the rule of :func:`analysis.arms.partners`).
+    Returns the rows and a note ("" when nothing was collapsed)."""
+    if "ctx_off" not in runs.columns or runs.empty:
+        return runs, ""
+    off = runs["ae"].map(lambda v: v is False) & runs["ctx_off"].notna()
+    if off.sum() < 2:
+        return runs, ""
+    order = runs[off].assign(
+        _unit=_keys(runset, runs[off], pair_on), _other=runs.loc[off, "ablation"] != "none"
+    )
+    order = order.sort_values(["_other", "arm"])
+    dropped = order[order.duplicated(["ctx_off", "_unit"])].index
+    if dropped.empty:
+        return runs, ""
+    arms = runs.loc[dropped, "arm"].nunique()
+    note = f"{len(dropped)} runs of {arms} ae=off arms identical but for the inert ae node dropped"
+    return runs.drop(index=dropped), note
+
+
 def _costs_differ(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     """Whether the arms' forward-equivalents per step differ by more than 10% (an ES arm
     against a gradient arm; ``cost_per_step`` from :func:`analysis.runs.cost_per_step`)."""
@@ -745,7 +771,7 @@ def _narrow(table: pd.DataFrame, pred: Prediction) -> pd.DataFrame:
     fields += [t.metric for t in pred.tests] + [g.metric for g in pred.guards]
     fields += [*pred.x, *pred.y, "arm", "label", "data_source", "mode", "budget", "ttt"]
     fields += ["recovery_censored", "switches", "plateau_exited", "status", "drifts", "steps"]
-    fields += ["ablation", "guard_mean", "budget_mult_mean"]
+    fields += ["ablation", "guard_mean", "budget_mult_mean", "ae", "ctx_off"]
     keep = [c for c in dict.fromkeys(fields) if c in table.columns]
     return table[keep]
 
@@ -799,6 +825,9 @@ def evaluate_prediction(
         note = ""
         if pred.select_a == "best":
             a, note = _best_arm(ctx, a)
+        a, inert_a = _collapse_inert(runset, a, pred.pair_on)
+        b, inert_b = _collapse_inert(runset, b, pred.pair_on)
+        note = "; ".join(n for n in (note, inert_a, inert_b) if n)
         if pred.kind == "spread":
             evidence += _stratum_spread(ctx, ds, stratum, a, b)
         else:

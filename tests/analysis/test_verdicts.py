@@ -127,6 +127,21 @@ def test_too_few_seeds_ambiguous_pairs_and_unmatched_budgets_are_inconclusive() 
     assert verdict == "inconclusive" and "compute not matched" in reason
 
 
+def test_ae_off_runs_differing_only_in_the_inert_ae_node_pair_once() -> None:
+    """e17's ae=off runs at ae.every=1 and 16 are one vanilla computation (same ctx_off): one of
+    them pairs with the AE run of a seed; runs that differ elsewhere, or AE runs, stay apart."""
+    rng = np.random.default_rng(16)
+    rows = two_arms(rng, 8, 3.0, ctx_off="same")
+    twins = [{**r, "arm": "off-every16", "label": "off every16"} for r in rows if not r["ae"]]
+    v, evidence = evaluate([pred()], table_runset(rows + twins), n_boot=400)
+    assert v["verdict"].iloc[0] == "supported", v["reason"].iloc[0]
+    assert evidence["n_a"].iloc[0] == 8 and "inert ae node" in evidence["label_a"].iloc[0]
+    other = [{**t, "ctx_off": "other-lr"} for t in twins]
+    assert "ambiguous pairing" in verdict_of(pred(), rows + other)[1]
+    ae_twins = [{**r, "arm": "ae-every16", "label": "ae every16"} for r in rows if r["ae"]]
+    assert "ambiguous pairing" in verdict_of(pred(), rows + ae_twins)[1]
+
+
 def test_all_censored_time_to_target_is_inconclusive() -> None:
     rows = [
         {"ae": ae, "seed": s, "time_to_target": 100.0, "ttt": np.nan}
