@@ -22,8 +22,11 @@ $(VENV)/.installed: pyproject.toml
 # AE on the regression task, 10 seeds), then the analysis: it writes the report (report.html,
 # report.md, CSVs, figures) to $(DEMO_DIR)/report and ends with the static_speedup verdict,
 # its numbers and the path of its figure.
+# DEMO_JOBS: jobs in parallel (the joblib launcher, one torch thread each); 1: the basic launcher.
+DEMO_JOBS ?= 2
 demo: install
-	WANDB_MODE=offline $(BIN)/aebench -m experiment=demo hydra.sweep.dir=$(DEMO_DIR)
+	WANDB_MODE=offline $(BIN)/aebench -m experiment=demo hydra.sweep.dir=$(DEMO_DIR) \
+		$(if $(filter-out 1,$(DEMO_JOBS)),hydra/launcher=aebench_joblib hydra.launcher.n_jobs=$(DEMO_JOBS) trainer.threads=1)
 	$(BIN)/aebench-analyze $(DEMO_DIR) --out $(DEMO_DIR)/report --quiet
 	@$(BIN)/python -m analysis.headline $(DEMO_DIR)/report --prediction static_speedup
 	@echo "  caveat: regression is a tuning problem of the AE defaults (docs/ae.md): this shows the"
