@@ -533,8 +533,11 @@ def _median_wall(jobs: list[Job]) -> float | None:
 
 
 def _die_with_parent() -> None:
-    """In the child: get SIGTERM when aebench-evidence dies (even by SIGKILL), so no orphaned
-    sweep goes on writing records beside a rerun (Linux; elsewhere a no-op)."""
+    """In the child: lead a process group of its own (its parallel launcher's workers join
+    it, so :func:`_stop_sweep` can stop them all), and get SIGTERM when aebench-evidence dies
+    (even by SIGKILL), so no orphaned sweep goes on writing records beside a rerun (the
+    signal on Linux; elsewhere only the group)."""
+    os.setpgid(0, 0)
     try:
         import ctypes
 
@@ -542,6 +545,35 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+
+class _Terminated(Exception):
+    """aebench-evidence got SIGTERM (``kill``, a scheduler's time limit)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
+
+
+def _stop_sweep(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """Stop a sweep and every process of its group (a joblib launcher's loky workers would
+    otherwise go on training, and writing records, after their sweep is gone): SIGTERM, then
+    SIGKILL for what is left after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        deadline = time.time() + (wait or 0.0)
+        while wait is not None and time.time() < deadline:
+            proc.poll()  # reap the leader: a zombie would keep its group alive
+            try:
+                os.killpg(proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                proc.wait()
+                return
+            time.sleep(0.1)
+    proc.wait()
 
 
 def run_plan(
@@ -565,8 +597,9 @@ def run_plan(
             stdout=sink,
             stderr=subprocess.STDOUT if sink else None,
             env=env,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=_die_with_parent if os.name == "posix" else None,
         )
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             while True:
                 try:
@@ -577,10 +610,13 @@ def run_plan(
                     say(progress.line(prior))
                 if rc is not None:
                     break
-        except KeyboardInterrupt:
-            proc.terminate()
-            proc.wait()
+        except (KeyboardInterrupt, _Terminated):
+            # the sweep's group is its own (Ctrl-C reaches only this process): stop all of it
+            say(f"{p.experiment}: interrupted; stopping its jobs (rerun to resume)")
+            _stop_sweep(proc) if os.name == "posix" else proc.terminate()
             raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     failed = sum(1 for s in progress.ended.values() if s == "failed")
     if rc != 0:
         say(f"{p.experiment}: the sweep exited with status {rc}; its log: {log_path}")
@@ -653,9 +689,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from orchestration.tuning_stage import run_staged  # the tuning stage (issue 18)
 
                 rc, n_failed = run_staged(composer, p, out, args, say)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, _Terminated) as stop:
                 say("interrupted: run the same command again to resume (done jobs are skipped)")
-                return 130
+                return 143 if isinstance(stop, _Terminated) else 130
             failed += n_failed
             status = status or (1 if rc != 0 else 0)
     finally:
