@@ -559,20 +559,20 @@ def _stop_sweep(proc: subprocess.Popen, grace: float = 10.0) -> None:
     """Stop a sweep and every process of its group (a joblib launcher's loky workers would
     otherwise go on training, and writing records, after their sweep is gone): SIGTERM, then
     SIGKILL for what is left after ``grace`` seconds."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+
+    def signal_group(sig: int) -> bool:
+        proc.poll()  # reap the leader: a zombie would keep its group alive
         try:
             os.killpg(proc.pid, sig)
         except (ProcessLookupError, PermissionError):
-            break
-        deadline = time.time() + (wait or 0.0)
-        while wait is not None and time.time() < deadline:
-            proc.poll()  # reap the leader: a zombie would keep its group alive
-            try:
-                os.killpg(proc.pid, 0)
-            except (ProcessLookupError, PermissionError):
-                proc.wait()
-                return
-            time.sleep(0.1)
+            return False
+        return True
+
+    signal_group(signal.SIGTERM)
+    deadline = time.time() + grace
+    while time.time() < deadline and signal_group(0):
+        time.sleep(0.1)
+    signal_group(signal.SIGKILL)
     proc.wait()
 
 
@@ -613,7 +613,11 @@ def run_plan(
         except (KeyboardInterrupt, _Terminated):
             # the sweep's group is its own (Ctrl-C reaches only this process): stop all of it
             say(f"{p.experiment}: interrupted; stopping its jobs (rerun to resume)")
-            _stop_sweep(proc) if os.name == "posix" else proc.terminate()
+            if os.name == "posix":
+                _stop_sweep(proc)
+            else:
+                proc.terminate()
+                proc.wait()
             raise
         finally:
             signal.signal(signal.SIGTERM, previous)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="process groups are P
 
 # a "sweep" that starts a worker (a grandchild of the test) and waits for it
 SWEEP = """
-import subprocess, sys, time
+import subprocess, sys
 w = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
 open(sys.argv[1], "w").write(str(w.pid))
 w.wait()
