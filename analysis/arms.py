@@ -237,6 +237,12 @@ def field_values(runset: RunSet, table: pd.DataFrame, path: str) -> pd.Series:
     return table["arm"].map(lookup).astype(object)
 
 
+def by_preference_off(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``ae=off`` arms in the order one of several equivalent ones is chosen: the
+    ``ablation=none`` arm first (an ablation does nothing without AE), then by arm id."""
+    return frame.assign(_other=frame["ablation"] != "none").sort_values(["_other", "arm"])
+
+
 def partners(arms: pd.DataFrame) -> pd.DataFrame:
     """The default comparisons: ``(kind, arm_a, arm_b)`` with ``a`` the reference.
 
@@ -254,8 +260,7 @@ def partners(arms: pd.DataFrame) -> pd.DataFrame:
     ae_on = arms[arms["ae"].map(lambda v: v is True)]
     ae_off = arms[arms["ae"].map(lambda v: v is False)]
     off_by_ctx: dict[str, str] = {}
-    order = ae_off.assign(_other=ae_off["ablation"] != "none").sort_values(["_other", "arm"])
-    for _, r in order.iterrows():
+    for _, r in by_preference_off(ae_off).iterrows():
         if r["ctx_off"] is not None:
             off_by_ctx.setdefault(r["ctx_off"], r["arm"])
     none_by_ctx = {

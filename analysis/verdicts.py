@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.arms import field_values
+from analysis.arms import by_preference_off, field_values
 from analysis.collect import RunSet
 from analysis.metrics import METRICS, metric_spec
 from analysis.outcomes import apply_policy
@@ -493,17 +493,14 @@ def _collapse_inert(
     whose arms differ only in the ``ae`` node (same ``ctx_off``; e.g. e17's ``ae=off`` at
     ``ae.every=1`` and ``16``, or an ``ae=off`` run given an ablation) are the same vanilla
     optimizer, bit for bit, so counting each would pair one seed several times. Kept: the arm
-    with ``ablation=none``, else the first by id (the rule of :func:`analysis.arms.partners`).
+    with ``ablation=none``, else the first by id (:func:`analysis.arms.by_preference_off`).
     Returns the rows and a note ("" when nothing was collapsed)."""
     if "ctx_off" not in runs.columns or runs.empty:
         return runs, ""
     off = runs["ae"].map(lambda v: v is False) & runs["ctx_off"].notna()
     if off.sum() < 2:
         return runs, ""
-    order = runs[off].assign(
-        _unit=_keys(runset, runs[off], pair_on), _other=runs.loc[off, "ablation"] != "none"
-    )
-    order = order.sort_values(["_other", "arm"])
+    order = by_preference_off(runs[off].assign(_unit=_keys(runset, runs[off], pair_on)))
     dropped = order[order.duplicated(["ctx_off", "_unit"])].index
     if dropped.empty:
         return runs, ""
