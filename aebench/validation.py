@@ -263,6 +263,11 @@ def _check_es(cfg: DictConfig) -> None:
         raise ConfigError(f"optimizer.population={pop}: must be {allowed}")
     if "shaping" in opt and opt.shaping not in ("centered_ranks", "none"):
         raise ConfigError(f"optimizer.shaping={opt.shaping}: must be one of centered_ranks, none")
+    if opt.get("noise_stream") is not None and int(opt.noise_stream) < 0:
+        raise ConfigError(
+            f"optimizer.noise_stream={opt.noise_stream}: must be an integer >= 0 "
+            "(0: the run's stream es; k > 0: the replicate stream es/k)"
+        )
     if cfg.ae.enabled and float(cfg.ae.noise.sigma_init) > 0:
         raise ConfigError(
             f"ae.noise.sigma_init={cfg.ae.noise.sigma_init}: must be 0 with an ES optimizer (AE "

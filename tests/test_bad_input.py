@@ -51,6 +51,8 @@ PREFLIGHT_CASES = [
     (["ae=on", "optimizer=prodigy"], "optimizer=prodigy"),
     (["optimizer=cma_es", "schedule=lr_finder"], "schedule=lr_finder"),
     (["optimizer=openai_es", "task=plateau"], "optimizer.lr=null"),
+    (["optimizer=eggroll", "optimizer.noise_stream=-2"], "optimizer.noise_stream=-2: must be"),
+    (["optimizer=eggroll", "optimizer.noise_stream=1.5"], "optimizer.noise_stream=1.5: must be"),
     (["'optimizer.lr=[1'"], "cannot parse the overrides"),
     # output paths: a folder that cannot be made
     (["hydra.run.dir=/proc/aebench/run"], "hydra.run.dir=/proc/aebench/run: cannot be created"),

@@ -4,7 +4,9 @@ One ES step is one *generation*:
 
 1. :meth:`ESOptimizer.ask` draws the population's perturbations around the current parameters
    theta (the centre) from the optimizer's own generator (stream ``es`` of the run seed, so no
-   other random stream is consumed and arms of one seed stay paired);
+   other random stream is consumed and arms of one seed stay paired; ``noise_stream=k > 0``
+   draws from stream ``es/k`` instead: the same seed's initialisation and batches with other
+   perturbations, a replicate of the ES noise for null controls);
 2. :meth:`ESOptimizer.evaluate` computes every member's fitness (higher is better) with a
    callable that reads the model: by default in a loop, writing member i's parameters
    ``theta + sigma * E_i`` into the model in place and restoring the centre exactly afterwards;
@@ -124,6 +126,7 @@ class ESOptimizer(Optimizer):
         eps: float = 1e-8,
         decouple: bool = True,
         search_space: dict[str, Any] | None = None,
+        noise_stream: int = 0,
     ) -> None:
         # search_space: the optimizer YAML's tuning declaration for rulesets (aebench.tuning);
         # accepted so that hydra can instantiate the config, never read here
@@ -144,6 +147,11 @@ class ESOptimizer(Optimizer):
             raise ValueError(f"optimizer.betas={list(betas)}: two numbers in [0, 1)")
         if not (math.isfinite(eps) and eps > 0):
             raise ValueError(f"optimizer.eps={eps}: must be a positive number")
+        if isinstance(noise_stream, bool) or int(noise_stream) != noise_stream or noise_stream < 0:
+            raise ValueError(
+                f"optimizer.noise_stream={noise_stream}: must be an integer >= 0 "
+                "(0: the run's stream es)"
+            )
         defaults: dict[str, Any] = {
             "lr": lr,
             "sigma": sigma,
@@ -159,6 +167,7 @@ class ESOptimizer(Optimizer):
         self.update = update
         self.decouple = bool(decouple)
         self.seed = int(seed)
+        self.noise_stream = int(noise_stream)
         #: fitness evaluations so far (population members; the module's centre evaluation is
         #: counted by the module)
         self.evaluations = 0
@@ -185,11 +194,13 @@ class ESOptimizer(Optimizer):
         return self.population // 2 if self.antithetic else self.population
 
     def generator(self, device: torch.device) -> torch.Generator:
-        """The ES generator on ``device`` (one per device, seeded from stream ``es``)."""
+        """The ES generator on ``device`` (one per device, seeded from stream ``es``, or
+        ``es/k`` with ``noise_stream=k > 0``)."""
         key = str(device)
         gen = self._generators.get(key)
         if gen is None:
-            gen = torch.Generator(device=device).manual_seed(derive_seed(self.seed, "es"))
+            stream = "es" if self.noise_stream == 0 else f"es/{self.noise_stream}"
+            gen = torch.Generator(device=device).manual_seed(derive_seed(self.seed, stream))
             self._generators[key] = gen
         return gen
 

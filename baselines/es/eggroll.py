@@ -68,6 +68,7 @@ class EGGROLL(ESOptimizer):
         eps: float = 1e-8,
         decouple: bool = True,
         search_space: dict[str, Any] | None = None,
+        noise_stream: int = 0,
     ) -> None:
         if rank < 1:
             raise ValueError(f"optimizer.rank={rank}: must be a positive integer")
@@ -84,6 +85,7 @@ class EGGROLL(ESOptimizer):
             betas,
             eps,
             decouple,
+            noise_stream=noise_stream,
         )
         self.rank = int(rank)
         self._linears: list[tuple[nn.Linear, int, int | None]] | None = None

@@ -2,8 +2,11 @@
 and the comparison, shared by ``tests/es/test_ae_acceptance.py`` and
 ``benchmarks/es_ae_sigma.py`` (docs/es.md, "AE on ES").
 
-Arms (:data:`ARMS`): ``vanilla`` (``ae=off``), ``sigma`` (AE adapts sigma alone: alpha held at
-its configured value) and ``full`` (the default ``ae=on``). Tasks (:data:`TASKS`): the regression
+Arms (:data:`ARMS`): ``vanilla`` (``ae=off``), ``replicate`` (vanilla ES on another noise
+stream, ``optimizer.noise_stream=1``: the same initialisation and batches, other perturbations;
+the null control that says how far a comparison with vanilla moves when nothing but the ES noise
+changes), ``sigma`` (AE adapts sigma alone: alpha held at its configured value) and ``full``
+(the default ``ae=on``). Tasks (:data:`TASKS`): the regression
 MLP and Rosenbrock d = 10, both tuning problems of the ES settings (conf/task/*.yaml).
 
 Time-to-target. Neither task's own target (val MSE 0.015, f 1e-3) is reached by ES within a few
@@ -14,6 +17,10 @@ definition of time-to-target, first evaluation <= target), and its ratio is that
 vanilla's. An arm that never reaches it within H is censored: its ratio is at least
 ``H / t_vanilla`` (reported with ``>``). Every arm costs the same per generation (population + 1
 forward passes), so a ratio in generations is a ratio in forward-equivalents.
+
+The null control. The target is vanilla's own best so far, an order statistic of *its* noisy
+curve, so another run with the same mean curve reaches it later: on a plateau often never. The
+``replicate`` arm measures that bias; :func:`excess` is an arm's ratio over the replicate's.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from tests.helpers import read_curves, run_in_process
 #: arm -> overrides
 ARMS: dict[str, tuple[str, ...]] = {
     "vanilla": ("ae=off",),
+    "replicate": ("ae=off", "optimizer.noise_stream=1"),
     "sigma": ("ae=on", "ae.coefs.alpha.adapt=false"),
     "full": ("ae=on",),
 }
@@ -136,6 +144,13 @@ def box_position(rel_sigma: list[float], box: tuple[float, float] = BOX) -> tupl
     lo, hi = box
     span = math.log(hi / lo)
     return math.log(min(rel_sigma) / lo) / span, math.log(max(rel_sigma) / lo) / span
+
+
+def excess(arm_ratios: list[float], null_ratios: list[float]) -> float:
+    """The geometric-mean time-to-target ratio of an arm over that of the null control (the
+    ``replicate`` arm) on the same seeds: 1 when the arm is as far from vanilla as vanilla's own
+    replicate is (censored ratios count at their lower bound in both)."""
+    return geometric_mean(arm_ratios) / geometric_mean(null_ratios)
 
 
 def geometric_mean(values: list[float]) -> float:

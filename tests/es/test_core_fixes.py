@@ -125,3 +125,30 @@ def test_bad_update_is_one_line() -> None:
         OpenAIES(
             [torch.nn.Parameter(torch.zeros(2))], lr=0.1, sigma=0.1, population=4, update="rmsprop"
         )
+
+
+@pytest.mark.parametrize("cls", [OpenAIES, EGGROLL])
+def test_noise_stream_replicates_the_perturbations_and_nothing_else(cls: type) -> None:
+    """``noise_stream=0`` is the run's stream (the default, bit for bit); ``k > 0`` draws other
+    perturbations from the same seed, and ``k`` reproduces itself."""
+
+    def first_draw(**kw: int) -> torch.Tensor:
+        w = torch.nn.Parameter(torch.zeros(4, 6))
+        o = cls([w], lr=0.1, sigma=0.1, population=4, seed=3, **kw)
+        o.ask()
+        return o._member_noise(0)[0].clone()  # member 0's full-size perturbation
+
+    default = first_draw()
+    torch.testing.assert_close(first_draw(noise_stream=0), default, rtol=0, atol=0)
+    other = first_draw(noise_stream=1)
+    assert not torch.equal(other, default)
+    torch.testing.assert_close(first_draw(noise_stream=1), other, rtol=0, atol=0)
+    assert not torch.equal(first_draw(noise_stream=2), other)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True])
+def test_bad_noise_stream_is_one_line(bad: object) -> None:
+    with pytest.raises(ValueError, match=rf"optimizer.noise_stream={bad}: must be an integer >= 0"):
+        OpenAIES(
+            [torch.nn.Parameter(torch.zeros(2))], lr=0.1, sigma=0.1, population=4, noise_stream=bad
+        )
