@@ -11,11 +11,15 @@ DEMO_DIR := multirun/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
 install: $(VENV)/.installed
 
+# --no-compile: Python compiles the modules it imports on first use instead of pip compiling all
+# of torch's at install (measured in one sitting, load ~4: install 71-86 s against 163-206 s,
+# the first import 19-39 s against 15 s; docs/performance.md)
+PIP_INSTALL := $(BIN)/python -m pip install -q --no-compile
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q '$(TORCH)'
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) '$(TORCH)'
+	$(PIP_INSTALL) -e '.[dev]'
 	touch $@
 
 # A small sweep that decides one prediction (conf/experiment/demo.yaml: AdamW with and without
