@@ -11,6 +11,7 @@ already made (resumable), then the evaluation runs already done.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,7 +22,14 @@ from omegaconf import OmegaConf
 
 from aebench import tuning
 from aebench.identity import job_dir_name
-from orchestration.evidence import Job, Plan, expand_with_choices, mark_done, record_index
+from orchestration.evidence import (
+    Job,
+    Plan,
+    _die_with_parent,
+    expand_with_choices,
+    mark_done,
+    record_index,
+)
 
 
 def tuning_root(out: Path) -> Path:
@@ -45,7 +53,15 @@ def _runner(threads: int) -> Callable[[list[str], Path], dict[str, Any] | None]:
             f"hydra.run.dir={folder}",
         ]
         with open(folder / "tuning.log", "w") as log:
-            subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
+            # dies with aebench-evidence (even by SIGKILL), as the sweeps do; an exception here
+            # (Ctrl-C) kills it in subprocess.run
+            subprocess.run(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+                preexec_fn=_die_with_parent if os.name == "posix" else None,
+            )
         return tuning._read(folder)
 
     return run

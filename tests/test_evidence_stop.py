@@ -64,3 +64,45 @@ def test_sigterm_stops_the_sweep_and_its_workers(tmp_path: Path) -> None:
     assert not _alive(worker), "the sweep's worker outlived aebench-evidence"
     assert any("interrupted" in line for line in lines)
     assert signal.getsignal(signal.SIGTERM) is not _raise_terminated  # the handler is restored
+
+
+# a tuning trial's "aebench" (sys.executable swapped for this script): writes its pid, sleeps
+TRIAL = """#!/bin/sh
+echo $$ > "$AEBENCH_TEST_PID"
+exec sleep 120
+"""
+# aebench-evidence's tuning stage running that trial; the test SIGKILLs it
+PARENT = """
+import sys
+from pathlib import Path
+from orchestration import tuning_stage
+sys.executable = sys.argv[1]
+tuning_stage._runner(1)(["task=regression"], Path(sys.argv[2]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_tuning_trial_dies_with_aebench_evidence_even_by_sigkill(tmp_path: Path) -> None:
+    import subprocess
+
+    trial = tmp_path / "trial.sh"
+    trial.write_text(TRIAL)
+    trial.chmod(0o755)
+    pid_file = tmp_path / "trial.pid"
+    env = {**os.environ, "AEBENCH_TEST_PID": str(pid_file)}
+    root = Path(__file__).resolve().parent.parent
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(trial), str(tmp_path / "trial")], env=env, cwd=root
+    )
+    for _ in range(400):
+        if pid_file.exists() and pid_file.read_text().strip():
+            break
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(50):
+        if not _alive(child):
+            break
+        time.sleep(0.1)
+    assert not _alive(child), "the tuning trial outlived aebench-evidence"
