@@ -11,15 +11,18 @@ DEMO_DIR := multirun/demo/$(shell date +%Y-%m-%d_%H-%M-%S)
 
 install: $(VENV)/.installed
 
-# --no-compile: Python compiles the modules it imports on first use instead of pip compiling all
-# of torch's at install (measured in one sitting, load ~4: install 71-86 s against 163-206 s,
-# the first import 19-39 s against 15 s; docs/performance.md)
+# pip --no-compile, then orchestration.precompile compiles what a sweep and the analysis import
+# (a smoke sweep of the demo's jobs), instead of pip compiling every module of torch & co.
+# (docs/performance.md, section 7)
 PIP_INSTALL := $(BIN)/python -m pip install -q --no-compile
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) --upgrade pip
 	$(PIP_INSTALL) '$(TORCH)'
 	$(PIP_INSTALL) -e '.[dev]'
+	$(BIN)/python -m orchestration.precompile > $(VENV)/precompile.log 2>&1 \
+		|| (tail -20 $(VENV)/precompile.log; exit 1)
+	@tail -1 $(VENV)/precompile.log
 	touch $@
 
 # A small sweep that decides one prediction (conf/experiment/demo.yaml: AdamW with and without

@@ -1,0 +1,101 @@
+"""Byte-compile, once, the modules that a sweep's jobs and the analysis import.
+
+    python -m orchestration.precompile      (the last step of ``make install``)
+
+``make install`` runs pip with ``--no-compile``: pip would otherwise compile every module of every
+package it installs, torch's thousands included, most of which no run imports (~60 s of a quiet
+install here, 2026-12-04; docs/performance.md, section 7). Python compiles a module when it first
+imports it and keeps the ``.pyc``, except where ``PYTHONDONTWRITEBYTECODE`` is set (as on the
+project's machines): there every process would compile its imports again (measured: lightning's
+import 11 s instead of 4 s). So this process lets Python write bytecode whatever the variable
+says and runs a two-job smoke sweep of the demo's jobs through the same launcher as ``make demo``
+(in this process: the joblib launcher with one job runs them here) and the analysis of it, so
+that each module it imports is compiled once and kept; then it compiles any imported module
+whose ``.pyc`` is still missing. A module imported only elsewhere (another task's loader, a test)
+is compiled as before, by Python on first use.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import py_compile
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _warm(folder: Path) -> None:
+    """A two-job smoke sweep (AE off and on, the demo's experiment) and its analysis."""
+    from aebench.app import hydra_entry
+    from analysis.cli import main as analyze
+
+    sweep = folder / "sweep"
+    argv = sys.argv
+    sys.argv = [
+        "aebench",
+        "-m",
+        "experiment=demo",
+        "scale=smoke",
+        "seed=0",
+        "steps=4",
+        "ae=off,on",
+        f"hydra.sweep.dir={sweep}",
+        "hydra/launcher=aebench_joblib",
+        "hydra.launcher.n_jobs=1",
+        "trainer.threads=1",
+    ]
+    try:
+        hydra_entry()
+    finally:
+        sys.argv = argv
+    analyze([str(sweep), "--out", str(folder / "report"), "--quiet"])
+
+
+def _stale(source: str) -> bool:
+    """Whether the ``.pyc`` of ``source`` is missing or older than the source."""
+    cached = importlib.util.cache_from_source(source)
+    try:
+        return os.stat(cached).st_mtime < os.stat(source).st_mtime
+    except OSError:
+        return True
+
+
+def compile_imported() -> tuple[int, int]:
+    """Compile the source of every imported module without an up-to-date ``.pyc``:
+    ``(compiled, imported)``."""
+    sources = {
+        m.__file__
+        for m in list(sys.modules.values())
+        if getattr(m, "__file__", None)
+        and str(m.__file__).endswith(".py")
+        and os.path.isabs(str(m.__file__))
+    }
+    compiled = 0
+    for source in sorted(sources):
+        if not _stale(source):
+            continue
+        try:
+            py_compile.compile(source, doraise=True)
+            compiled += 1
+        except (py_compile.PyCompileError, OSError) as err:  # read-only or broken: skip it
+            print(f"precompile: {source}: {err}", file=sys.stderr)
+    return compiled, len(sources)
+
+
+def main() -> None:
+    os.environ.setdefault("WANDB_MODE", "offline")
+    sys.dont_write_bytecode = False  # this process keeps what it compiles
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        _warm(Path(tmp))
+    compiled, imported = compile_imported()
+    print(
+        f"precompile: {compiled} of {imported} imported modules compiled "
+        f"in {time.perf_counter() - start:.0f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
