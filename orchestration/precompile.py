@@ -23,7 +23,9 @@ import py_compile
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 
 
 def _warm(folder: Path) -> None:
@@ -62,12 +64,12 @@ def _stale(source: str) -> bool:
         return True
 
 
-def compile_imported() -> tuple[int, int]:
-    """Compile the source of every imported module without an up-to-date ``.pyc``:
-    ``(compiled, imported)``."""
+def compile_imported(modules: Iterable[ModuleType] | None = None) -> tuple[int, int]:
+    """Compile the source of every module of ``modules`` (default: every imported one) that has
+    no up-to-date ``.pyc``: ``(compiled, modules with a source file)``."""
     sources = {
         m.__file__
-        for m in list(sys.modules.values())
+        for m in (list(sys.modules.values()) if modules is None else modules)
         if getattr(m, "__file__", None)
         and str(m.__file__).endswith(".py")
         and os.path.isabs(str(m.__file__))
