@@ -57,6 +57,7 @@ RUN_FIELDS = (
     "lr",
     "ae_arm",
     "ruleset",
+    "experiment",  # the run's experiment=<name> override (analysis.runs.experiment_of)
 )
 
 

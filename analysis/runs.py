@@ -95,6 +95,7 @@ RECORD_COLUMNS = [
     "budget_mult_mean",
     "error",
     "overrides",
+    "experiment",
     "ae_choice",
     "self_tuning",
     "schema",
@@ -195,6 +196,7 @@ def flatten(record: dict, path: Path) -> dict:
         "budget_mult_mean": _group_mean(_ae_summary(record).get("budget_mult_mean")),
         "error": _first_line(record.get("error")),
         "overrides": " ".join(map(str, overrides)) if isinstance(overrides, list) else None,
+        "experiment": experiment_of(overrides),
         "ae_choice": record.get("ae_arm"),
         "self_tuning": self_tuning(record),
         "schema": record.get("schema"),
@@ -265,6 +267,22 @@ def check_record(row: dict) -> str | None:
     return None
 
 
+def experiment_of(overrides: object) -> str | None:
+    """The experiment a run was launched with (its ``experiment=<name>`` override), else None.
+
+    Two experiments can run the same configuration with different inputs that its arm id
+    tells apart but no prediction field does (e09's and e10's shared set point at batch 256
+    and loss scale 1 each read their own reference run): a prediction fed by one experiment
+    filters on this column (``runs: {experiment: ...}``)."""
+    if not isinstance(overrides, list):
+        return None
+    for item in map(str, overrides):
+        key, _, value = item.partition("=")
+        if key.lstrip("+") == "experiment" and value not in ("", "null"):
+            return value
+    return None
+
+
 def partial_row(folder: Path) -> dict:
     """A row for a Hydra job folder without a record: choices from ``.hydra/overrides.yaml``."""
     row = dict.fromkeys(RECORD_COLUMNS)
@@ -277,6 +295,7 @@ def partial_row(folder: Path) -> dict:
         overrides = []
     if isinstance(overrides, list):
         row["overrides"] = " ".join(map(str, overrides))
+        row["experiment"] = experiment_of(overrides)
         for item in map(str, overrides):
             key, _, value = item.partition("=")
             if key in ("task", "optimizer", "schedule", "ablation", "scale", "swarm"):

@@ -184,3 +184,32 @@ def test_an_ae_choice_other_than_on_is_named_in_the_label(tmp_path: Path) -> Non
         "adamw constant AE meta",
         "adamw constant off",
     ]
+
+
+def test_a_run_knows_its_experiment_and_a_filter_can_name_it(tmp_path: Path) -> None:
+    """The ``experiment`` column comes from the run's ``experiment=<name>`` override (records
+    and partial job folders alike), and a prediction filter on it keeps one experiment's runs
+    where two ran the same configuration."""
+    from analysis.verdicts import select
+
+    for exp in ("e09_batch_size_sweep", "e10_gradient_scaling", None):
+        folder = write_run(tmp_path, ae=True, name=f"run-{exp}")
+        if exp is not None:
+            path = folder / "result.json"
+            record = json.loads(path.read_text())
+            record["overrides"].append(f"experiment={exp}")
+            path.write_text(json.dumps(record))
+    partial = tmp_path / "partial" / ".hydra"
+    partial.mkdir(parents=True)
+    (partial / "overrides.yaml").write_text("- seed=1\n- experiment=e09_batch_size_sweep\n")
+    (partial / "config.yaml").write_text("seed: 1\n")
+    rs = load_runs([tmp_path])
+    names = rs.table["path"].map(lambda p: Path(p).name)
+    by_path = dict(zip(names, rs.table["experiment"], strict=True))
+    assert by_path["run-e09_batch_size_sweep"] == "e09_batch_size_sweep"
+    assert by_path["run-e10_gradient_scaling"] == "e10_gradient_scaling"
+    assert pd.isna(by_path["run-None"])
+    assert by_path["partial"] == "e09_batch_size_sweep"
+    done = rs.table[rs.table["status"] == "completed"]
+    kept = done[select(rs, done, {"experiment": ("e10_gradient_scaling",)})]
+    assert [Path(p).name for p in kept["path"]] == ["run-e10_gradient_scaling"]
