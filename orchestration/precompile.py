@@ -12,7 +12,7 @@ says and runs a two-job smoke sweep of the demo's jobs through the same launcher
 (in this process: the joblib launcher with one job runs them here) and the analysis of it, so
 that each module it imports is compiled once and kept; then it compiles any imported module
 whose ``.pyc`` is still missing. A module imported only elsewhere (another task's loader, a test)
-is compiled as before, by Python on first use.
+is compiled by Python when imported: once, or at every import where that variable is set.
 """
 
 from __future__ import annotations
