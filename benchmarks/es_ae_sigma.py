@@ -85,16 +85,13 @@ def main() -> None:
                         f"  sigma {min(rel):.3g} .. {max(rel):.3g} x (box {lo:.2f} .. {hi:.2f})"
                         f"  lr {min(lrs):.3g} .. {max(lrs):.3g} x"
                     )
+                over_null = ""
                 if arm == "replicate":
                     null = by_frac
-                over_null = (
-                    ""
-                    if arm == "replicate"
-                    else (
-                        "  over null "
-                        + " ".join(f"@{f:.0%} {excess(by_frac[f], null[f]):.2f}" for f in FRACS)
+                else:
+                    over_null = "  over null " + " ".join(
+                        f"@{f:.0%} {excess(by_frac[f], null[f]):.2f}" for f in FRACS
                     )
-                )
                 print(
                     "    geometric mean: time-to-target "
                     + " ".join(f"@{f:.0%} {geometric_mean(by_frac[f]):.2f}" for f in FRACS)
