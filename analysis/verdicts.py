@@ -486,6 +486,24 @@ def _best_arm(ctx: Context, a: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return chosen, f"a = best of {a['arm'].nunique()} arms by {metric}: {_labels(chosen)}"
 
 
+def one_run_per_job(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """One row per job: runs with the same arm id and seed are one computation (its arm id
+    hashes the whole resolved config), run again in another folder when two experiments share
+    a job (e16's and e18's AE runs and e09's and e10's reference stage run the same arm). Kept:
+    the first by path. Counting each would pair one seed several times ("ambiguous pairing").
+    Returns the rows and a note ("" when no job had several runs)."""
+    if runs.empty or not {"arm", "seed", "path"} <= set(runs.columns):
+        return runs, ""
+    known = runs["arm"].notna() & runs["seed"].notna()
+    order = runs[known].sort_values("path", kind="stable")
+    dropped = order[order.duplicated(["arm", "seed"])].index
+    if dropped.empty:
+        return runs, ""
+    jobs = runs.loc[dropped, ["arm", "seed"]].drop_duplicates().shape[0]
+    note = f"{len(dropped)} reruns of {jobs} jobs (same arm and seed) counted once"
+    return runs.drop(index=dropped), note
+
+
 def _collapse_inert(
     runset: RunSet, runs: pd.DataFrame, pair_on: tuple[str, ...]
 ) -> tuple[pd.DataFrame, str]:
@@ -577,7 +595,7 @@ def _is_knockout(pred: Prediction) -> bool:
 
 
 def _stratum_compare(
-    ctx: Context, ds: str, stratum: str, a: pd.DataFrame, b: pd.DataFrame, note: str
+    ctx: Context, ds: str, stratum: str, a: pd.DataFrame, b: pd.DataFrame
 ) -> list[Evidence]:
     """Tests and guards of a compare prediction in one stratum."""
     pred = ctx.pred
@@ -640,10 +658,15 @@ def _stratum_compare(
             va = pd.Series(a[item.metric].to_numpy(float), index=keys_a.to_numpy())
             vb = pd.Series(b[item.metric].to_numpy(float), index=keys_b.to_numpy())
             compare_values(ev, va, vb, direction, item.effect, pred.min_n, pred.alpha, ctx.seed)
-    if note:
-        for ev in out:
-            ev.label_a = f"{ev.label_a} ({note})" if ev.label_a else note
     return out
+
+
+def _noted(evidence: list[Evidence], note: str) -> list[Evidence]:
+    """``evidence`` with ``note`` (how the stratum's rows were chosen) added to arm a's label."""
+    if note:
+        for ev in evidence:
+            ev.label_a = f"{ev.label_a} ({note})" if ev.label_a else note
+    return evidence
 
 
 def _spread(values: pd.Series, how: str) -> float:
@@ -768,7 +791,7 @@ def _narrow(table: pd.DataFrame, pred: Prediction) -> pd.DataFrame:
     fields += [t.metric for t in pred.tests] + [g.metric for g in pred.guards]
     fields += [*pred.x, *pred.y, "arm", "label", "data_source", "mode", "budget", "ttt"]
     fields += ["recovery_censored", "switches", "plateau_exited", "status", "drifts", "steps"]
-    fields += ["ablation", "guard_mean", "budget_mult_mean", "ae", "ctx_off"]
+    fields += ["ablation", "guard_mean", "budget_mult_mean", "ae", "ctx_off", "seed", "path"]
     keep = [c for c in dict.fromkeys(fields) if c in table.columns]
     return table[keep]
 
@@ -794,7 +817,8 @@ def evaluate_prediction(
     if pred.kind == "correlation":
         evidence = []
         for ds, stratum, idx in _strata(ctx, base):
-            evidence += _stratum_correlation(ctx, ds, stratum, base.loc[idx])
+            rows, rerun = one_run_per_job(base.loc[idx])
+            evidence += _noted(_stratum_correlation(ctx, ds, stratum, rows), rerun)
         return evidence, []
     in_a = select(runset, base, pred.a)
     if pred.a_not:  # a named arm's exclusions (best_fixed_schedule: self-tuning optimizers)
@@ -814,21 +838,19 @@ def evaluate_prediction(
     evidence: list[Evidence] = []
     only: dict[str, list[str]] = {"a": [], "b": []}
     for ds, stratum, idx in _strata(ctx, base[in_a | in_b]):
-        rows = base.loc[idx]
-        a, b = rows[in_a.loc[idx]], rows[in_b.loc[idx]]
+        rows, rerun = one_run_per_job(base.loc[idx])
+        a, b = rows[in_a.loc[rows.index]], rows[in_b.loc[rows.index]]
         if a.empty or b.empty:
             only["b" if a.empty else "a"].append(f"{ds} {stratum}")
             continue
-        note = ""
+        best = ""
         if pred.select_a == "best":
-            a, note = _best_arm(ctx, a)
+            a, best = _best_arm(ctx, a)
         a, inert_a = _collapse_inert(runset, a, pred.pair_on)
         b, inert_b = _collapse_inert(runset, b, pred.pair_on)
-        note = "; ".join(n for n in (note, inert_a, inert_b) if n)
-        if pred.kind == "spread":
-            evidence += _stratum_spread(ctx, ds, stratum, a, b)
-        else:
-            evidence += _stratum_compare(ctx, ds, stratum, a, b, note)
+        note = "; ".join(n for n in (best, rerun, inert_a, inert_b) if n)
+        stratum_of = _stratum_spread if pred.kind == "spread" else _stratum_compare
+        evidence += _noted(stratum_of(ctx, ds, stratum, a, b), note)
     if not evidence:
         where = "; ".join(f"only {k} in {', '.join(v)}" for k, v in only.items() if v)
         return [], [f"no stratum has runs of both arms ({where}); {run_hint}"]

@@ -142,6 +142,23 @@ def test_ae_off_runs_differing_only_in_the_inert_ae_node_pair_once() -> None:
     assert "ambiguous pairing" in verdict_of(pred(), rows + ae_twins)[1]
 
 
+def test_reruns_of_one_job_in_other_folders_count_once() -> None:
+    """Two experiments sharing a job (same arm id and seed) each run it in their own folder:
+    the copies are one computation, paired once (the first by path); a different arm at the
+    same seed stays ambiguous."""
+    rng = np.random.default_rng(17)
+    rows = [{**r, "path": f"e16/{i}"} for i, r in enumerate(two_arms(rng, 8, 3.0))]
+    again = [{**r, "path": f"e18/{r['path']}", "final": r["final"] + 9} for r in rows if r["ae"]]
+    v, evidence = evaluate([pred()], table_runset(rows + again), n_boot=400)
+    assert v["verdict"].iloc[0] == "supported", v["reason"].iloc[0]
+    assert evidence["n_b"].iloc[0] == 8
+    assert "8 reruns of 8 jobs (same arm and seed) counted once" in evidence["label_a"].iloc[0]
+    alone, _ = evaluate([pred()], table_runset(rows), n_boot=400)
+    assert v["reason"].iloc[0] == alone["reason"].iloc[0]  # the e16 copies were kept
+    other = [{**r, "arm": "other-lr"} for r in again]
+    assert "ambiguous pairing" in verdict_of(pred(), rows + other)[1]
+
+
 def test_all_censored_time_to_target_is_inconclusive() -> None:
     rows = [
         {"ae": ae, "seed": s, "time_to_target": 100.0, "ttt": np.nan}
