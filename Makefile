@@ -13,11 +13,11 @@ install: $(VENV)/.installed
 
 # pip --no-compile, then orchestration.precompile compiles what a sweep and the analysis import
 # (a smoke sweep of the demo's jobs), instead of pip compiling every module of torch & co.
-# (docs/performance.md, section 7)
+# (docs/performance.md, section 7). The venv's own pip (Python 3.11 bundles 22.3 or
+# newer: editable installs from pyproject.toml) installs it all; upgrading pip cost 5 s of the demo.
 PIP_INSTALL := $(BIN)/python -m pip install -q --no-compile
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) --upgrade pip
 	$(PIP_INSTALL) '$(TORCH)'
 	$(PIP_INSTALL) -e '.[dev]'
 	$(BIN)/python -m orchestration.precompile > $(VENV)/precompile.log 2>&1 \

@@ -13,7 +13,6 @@ from omegaconf import DictConfig
 from aebench.identity import register_resolver
 from aebench.paths import config_dir
 from aebench.resume import clean_hydra_only
-from aebench.runner import JobContext, run_job
 from aebench.schema import register_configs
 from aebench.validation import ConfigError
 
@@ -23,6 +22,10 @@ register_resolver()  # ${aebench_job_dir:...}: job folders named by their overri
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def hydra_entry(cfg: DictConfig) -> None:
+    # imported here, not above: a sweep's parent process (joblib, submitit) then never imports
+    # torch and Lightning (~4 s), only the workers that run jobs do
+    from aebench.runner import JobContext, run_job
+
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     ctx = JobContext(

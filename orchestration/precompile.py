@@ -11,7 +11,9 @@ import 11 s instead of 4 s). So this process lets Python write bytecode whatever
 says and runs a two-job smoke sweep of the demo's jobs through the same launcher as ``make demo``
 (in this process: the joblib launcher with one job runs them here) and the analysis of it, so
 that each module it imports is compiled once and kept; then it compiles any imported module
-whose ``.pyc`` is still missing. A module imported only elsewhere (another task's loader, a test)
+whose ``.pyc`` is still missing. Meanwhile a second process imports the analysis' libraries
+(pandas, scipy.stats, matplotlib, jinja2), compiling them on the other core while this one
+compiles torch's and Lightning's. A module imported only elsewhere (another task's loader, a test)
 is compiled by Python when imported: once, or at every import where that variable is set.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import py_compile
+import subprocess
 import sys
 import tempfile
 import time
@@ -53,6 +56,30 @@ def _warm(folder: Path) -> None:
     finally:
         sys.argv = argv
     analyze([str(sweep), "--out", str(folder / "report"), "--quiet"])
+
+
+#: what the analysis imports (inside its functions), compiled beside the sweep's imports
+ANALYSIS_IMPORTS = (
+    "analysis.cli",
+    "pandas",
+    "scipy.stats",
+    "matplotlib",
+    "matplotlib.pyplot",
+    "jinja2",
+)
+
+
+def _compile_in_parallel(modules: Iterable[str]) -> subprocess.Popen:
+    """A process that imports ``modules`` and compiles what they imported (Agg backend, bytecode
+    written whatever ``PYTHONDONTWRITEBYTECODE`` says)."""
+    code = (
+        "import importlib, sys; sys.dont_write_bytecode = False; "
+        f"[importlib.import_module(m) for m in {list(modules)!r}]; "
+        "from orchestration.precompile import compile_imported; compile_imported()"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["MPLBACKEND"] = "Agg"
+    return subprocess.Popen([sys.executable, "-c", code], env=env)
 
 
 def _stale(source: str) -> bool:
@@ -90,8 +117,11 @@ def main() -> None:
     os.environ.setdefault("WANDB_MODE", "offline")
     sys.dont_write_bytecode = False  # this process keeps what it compiles
     start = time.perf_counter()
+    analysis_side = _compile_in_parallel(ANALYSIS_IMPORTS)
     with tempfile.TemporaryDirectory() as tmp:
         _warm(Path(tmp))
+    if analysis_side.wait() != 0:
+        print("precompile: the analysis-side imports failed (compiled on use)", file=sys.stderr)
     compiled, imported = compile_imported()
     print(
         f"precompile: {compiled} of {imported} imported modules compiled "

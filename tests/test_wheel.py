@@ -50,6 +50,7 @@ def test_the_wheel_ships_the_configs_and_runs(tmp_path: Path) -> None:
     shipped = {n.removeprefix("aebench/conf/") for n in names if n.startswith("aebench/conf/")}
     on_disk = {str(p.relative_to(ROOT / "conf")) for p in (ROOT / "conf").rglob("*") if p.is_file()}
     assert shipped == on_disk, f"missing from the wheel: {sorted(on_disk - shipped)[:5]}"
+    assert "hydra_plugins/aebench_sweeper/aebench_sweeper.py" in names  # the default sweeper
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)

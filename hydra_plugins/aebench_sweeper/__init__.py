@@ -1,0 +1,1 @@
+"""aebench's Hydra plug-ins (Hydra finds them under the ``hydra_plugins`` namespace package)."""
