@@ -4,7 +4,10 @@ headers, costs from the records of each experiment, and the page that lists them
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+import pytest
 
 from aebench.paths import config_dir
 from orchestration.catalog import Entry, cost, description, measured_walls, render
@@ -85,3 +88,59 @@ def test_also_feeds_reads_the_headers_feeds_line():
     known = ["drift_recovery", "drift_time_to_target", "static_speedup"]
     assert also_feeds(lines, known, ["drift_recovery"]) == ["drift_time_to_target"]
     assert also_feeds(["No feeds here."], known, []) == []
+
+
+def _filter_values(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def test_every_feeds_line_passes_the_filters_of_the_predictions_it_names():
+    """An experiment's header that says it feeds a prediction (its own or another stratum) is
+    let through by that prediction's ``runs`` filter on the experiment and its task: a header
+    that promises a stratum the filter drops (e09_fmnist's gauge_batch_size, e13_fmnist's
+    hyper_cliff once) fails here, before a run is spent on it."""
+    import yaml
+
+    from orchestration.catalog import also_feeds, predictions_by_experiment
+
+    folder = config_dir() / "predictions"
+    filters = {
+        p.stem: (yaml.safe_load(p.read_text()) or {}).get("runs") or {}
+        for p in folder.glob("*.yaml")
+    }
+    owners = predictions_by_experiment(folder)
+    known = sorted(filters)
+    checked = 0
+    for path in sorted((config_dir() / "experiment").glob("e[0-9][0-9]_*.yaml")):
+        name = path.stem
+        text = path.read_text()
+        task = re.search(r"override /task: (\w+)", text)
+        own = owners.get(name, [])
+        for prediction in own + also_feeds(description(path), known, own):
+            runs = filters[prediction]
+            if "experiment" in runs:
+                assert name in _filter_values(runs["experiment"]), (name, prediction)
+            if "task" in runs and task is not None:
+                assert task.group(1) in _filter_values(runs["task"]), (name, prediction)
+            checked += 1
+    assert checked >= 30
+
+
+def test_every_experiment_a_filter_names_exists():
+    import yaml
+
+    experiments = {p.stem for p in (config_dir() / "experiment").glob("*.yaml")}
+    for path in (config_dir() / "predictions").glob("*.yaml"):
+        runs = (yaml.safe_load(path.read_text()) or {}).get("runs") or {}
+        for name in _filter_values(runs.get("experiment", [])):
+            assert name in experiments, (path.name, name)
+
+
+@pytest.mark.slow
+def test_the_committed_catalogue_is_what_the_sources_make():
+    """docs/experiments.md is ``python -m orchestration.catalog --out docs/experiments.md``
+    (no records: every cost 'not measured'); ~15-25 s of composing every experiment."""
+    from orchestration.catalog import collect
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "experiments.md"
+    assert render(collect([]), []) == page.read_text(), "regenerate docs/experiments.md"
