@@ -44,6 +44,17 @@ def hydra_entry(cfg: DictConfig) -> None:
         raise SystemExit(2) from None
 
 
+def prewarm() -> int:
+    """Import what a job imports (torch, Lightning, the runner) and return this process's id:
+    a parallel launcher's worker that runs it while the sweep is still being checked starts its
+    first job without the ~4-9 s import (hydra/sweeper=aebench, docs/performance.md section 5)."""
+    import os
+
+    import aebench.runner  # noqa: F401
+
+    return os.getpid()
+
+
 def _remove_hydra_only(out_dir: Path) -> None:
     """Remove the job folder if it holds only Hydra's start-up files, then its parents while
     they are empty (``outputs/<date>/``), up to the working directory."""

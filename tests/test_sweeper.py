@@ -1,5 +1,6 @@
 """``hydra/sweeper=aebench``: each group combination and each value composed once before launch,
-and a value that cannot compose still stops the sweep before any job starts."""
+a value that cannot compose still stops the sweep before any job starts, and the joblib
+launcher's workers start (and import torch) while the rest of the check runs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hydra_plugins.aebench_sweeper.aebench_sweeper import jobs_to_compose
+from hydra_plugins.aebench_sweeper.aebench_sweeper import Warmup, jobs_to_compose
 from tests.helpers import ROOT, compose_config
 
 GROUPS = {"ae", "optimizer", "experiment", "hydra/launcher"}
@@ -77,3 +78,26 @@ def test_a_value_that_cannot_compose_stops_the_sweep_before_any_job(tmp_path: Pa
     assert proc.returncode != 0
     assert "abc" in proc.stderr
     assert not list(out.rglob("result.json"))  # no job ran
+
+
+def test_the_launch_reuses_the_workers_the_warmup_started() -> None:
+    from joblib import Parallel, delayed
+    from joblib.externals.loky import reusable_executor
+
+    kwargs = {"n_jobs": 2, "backend": "loky", "batch_size": 1}  # as the launch passes them
+    warmup = Warmup(dict(kwargs), tasks=2)
+    warmup.start()
+    warmup.join(timeout=300)
+    assert warmup.pids and os.getpid() not in warmup.pids
+    executor = reusable_executor._executor
+    imported = Parallel(**kwargs)(
+        delayed(eval)("'aebench.runner' in __import__('sys').modules") for _ in range(4)
+    )
+    assert reusable_executor._executor is executor  # same worker processes, not new ones
+    assert all(imported)
+
+
+def test_no_warmup_without_the_joblib_launcher() -> None:
+    from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+
+    assert Warmup.of(BasicLauncher(), jobs=4) is None
