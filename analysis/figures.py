@@ -365,7 +365,8 @@ def coupling_scatter(runs: pd.DataFrame, out: Path, top_fraction: float = 0.25) 
                 label=f"best {top_fraction:.0%}",
             )
             title = f"{task} / {opt}"
-            if int(top.sum()) >= 3 and s.loc[top, "_x"].nunique() > 1:
+            # plain SGD has no momentum: y is constant and r undefined (the verdict says so)
+            if int(top.sum()) >= 3 and min(s.loc[top, ["_x", "_y"]].nunique()) > 1:
                 r = stats.spearmanr(s.loc[top, "_x"], s.loc[top, "_y"]).statistic
                 title += f": Spearman r (best) = {r:.2f}"
             ax.set_title(title, fontsize=9)
