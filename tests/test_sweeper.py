@@ -97,7 +97,11 @@ def test_the_launch_reuses_the_workers_the_warmup_started() -> None:
     assert all(imported)
 
 
-def test_no_warmup_without_the_joblib_launcher() -> None:
+def test_no_warmup_without_worker_processes() -> None:
     from hydra._internal.core_plugins.basic_launcher import BasicLauncher
+    from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 
     assert Warmup.of(BasicLauncher(), jobs=4) is None
+    # n_jobs=1: joblib runs the jobs in the sweep's own process (a warm-up there would only
+    # contend with the check for the interpreter)
+    assert Warmup.of(JoblibLauncher(n_jobs=1, batch_size=1), jobs=4) is None

@@ -102,19 +102,23 @@ class Warmup(threading.Thread):
 
     @classmethod
     def of(cls, launcher, jobs: int) -> Optional["Warmup"]:  # noqa: ANN001, UP037, UP045
-        """A started warm-up of ``launcher``'s workers, or None for a launcher other than joblib."""
+        """A started warm-up of ``launcher``'s workers; None for a launcher other than joblib or
+        a single worker (joblib then runs the jobs in this process)."""
         try:
             from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
             from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
             from joblib import effective_n_jobs
         except ImportError:  # the joblib launcher is not installed: nothing to warm
             return None
-        if not isinstance(launcher, JoblibLauncher) or jobs < 1:
+        if not isinstance(launcher, JoblibLauncher):
             return None
         kwargs = dict(launcher.joblib)
         kwargs["backend"] = "loky"  # as the launch sets it (hydra_joblib_launcher._core.launch)
         process_joblib_cfg(kwargs)
-        warmup = cls(kwargs, min(jobs, effective_n_jobs(kwargs.get("n_jobs"))))
+        workers = effective_n_jobs(kwargs.get("n_jobs"))
+        if workers < 2 or jobs < 1:  # n_jobs=1: joblib runs the jobs in this process, no workers
+            return None
+        warmup = cls(kwargs, min(jobs, workers))
         warmup.start()
         return warmup
 
