@@ -217,7 +217,7 @@ def test_2c2d_is_deepobs_net() -> None:
     assert [(c.out_channels, c.kernel_size, c.padding) for c in convs] == [
         (32, (5, 5), (2, 2)), (64, (5, 5), (2, 2))]  # fmt: skip
     assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
-    for p in net.parameters():
+    for p in (q.detach() for q in net.parameters()):
         if p.dim() == 1:
             assert torch.all(p == 0.05)
         else:
