@@ -74,6 +74,7 @@ ALLOWED = (
     "sweep",
     "kind",
     "runs",
+    "runs_not",
     "a",
     "b",
     "select_a",
@@ -144,6 +145,8 @@ class Prediction:
     experiment: str = ""
     kind: str = "compare"
     runs: Filter = field(default_factory=dict)
+    #: runs matching every field of this filter are left out (e.g. another experiment's)
+    runs_not: Filter = field(default_factory=dict)
     a: Filter = field(default_factory=dict)
     b: Filter = field(default_factory=dict)
     select_a: str = "all"
@@ -343,6 +346,7 @@ def validate(raw: Any, path: str, default_name: str) -> Prediction:
         experiment=str(raw.get("experiment", "")).strip(),
         kind=kind,
         runs=_filter(path, "runs", raw.get("runs")),
+        runs_not=_filter(path, "runs_not", raw.get("runs_not")),
         a=_filter(path, "a", raw.get("a")),
         b=_filter(path, "b", raw.get("b")),
         select_a=_choice(path, "select_a", raw.get("select_a", "all"), SELECTS),

@@ -217,6 +217,12 @@ def describe(flt: dict[str, tuple]) -> str:
     return " ".join(f"{k}={','.join(_show(v) for v in vals)}" for k, vals in flt.items())
 
 
+def _describe_runs(pred: Prediction) -> str:
+    """The prediction's run filter as the reasons print it (``runs_not`` after ``not``)."""
+    text = describe(pred.runs) or "(any)"
+    return f"{text} not {describe(pred.runs_not)}" if pred.runs_not else text
+
+
 def _keys(runset: RunSet, table: pd.DataFrame, fields: tuple[str, ...]) -> pd.Series:
     """One string per row naming its values of ``fields`` (a stratum or a pairing unit)."""
     parts = [
@@ -786,7 +792,8 @@ def _strata(ctx: Context, runs: pd.DataFrame) -> list[tuple[str, str, pd.Index]]
 def _narrow(table: pd.DataFrame, pred: Prediction) -> pd.DataFrame:
     """Only the columns the prediction reads (the runs table is wide: copies of strata of a
     10,000-run table would otherwise dominate the time)."""
-    fields = [*pred.runs, *pred.a, *pred.a_not, *pred.b, *pred.strata, *pred.pair_on]
+    fields = [*pred.runs, *pred.runs_not, *pred.a, *pred.a_not, *pred.b]
+    fields += [*pred.strata, *pred.pair_on]
     fields.append(pred.rank_by)
     fields += [t.metric for t in pred.tests] + [g.metric for g in pred.guards]
     fields += [*pred.x, *pred.y, "arm", "label", "data_source", "mode", "budget", "ttt"]
@@ -808,12 +815,15 @@ def evaluate_prediction(
     be evaluated anywhere, the reason (with the sweep to run)."""
     ctx = Context(pred, runset, n_boot, seed)
     table = apply_policy(_narrow(runset.table, pred))
-    base = table[select(runset, table, pred.runs)]
+    matching = select(runset, table, pred.runs)
+    if pred.runs_not:
+        matching &= ~select(runset, table, pred.runs_not)
+    base = table[matching]
     run_hint = _run_hint(pred)
     if base.empty:
         absent = [f for f in pred.runs if field_values(runset, table, f).isna().all()]
         what = f"no run has {', '.join(absent)}" if absent and not table.empty else "no runs"
-        return [], [f"{what} matching {describe(pred.runs) or '(any)'}; {run_hint}"]
+        return [], [f"{what} matching {_describe_runs(pred)}; {run_hint}"]
     if pred.kind == "correlation":
         evidence = []
         for ds, stratum, idx in _strata(ctx, base):
@@ -833,7 +843,7 @@ def evaluate_prediction(
         side, text = ("a", a_text) if not in_a.any() else ("b", describe(pred.b))
         return [], [
             f"no runs of arm {side} ({text}) among {len(base)} matching "
-            f"{describe(pred.runs) or '(any)'}; {run_hint}"
+            f"{_describe_runs(pred)}; {run_hint}"
         ]
     evidence: list[Evidence] = []
     only: dict[str, list[str]] = {"a": [], "b": []}

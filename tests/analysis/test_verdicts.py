@@ -324,3 +324,29 @@ def test_diverged_runs_read_as_diverged_in_k_of_n_not_minus_inf() -> None:
     assert verdict == "refuted"
     assert "diverged in b 6/10, a 0/10 pairs" in reason
     assert "final: difference -inf" not in reason and " -inf [" not in reason
+
+
+def test_runs_not_leaves_another_experiments_runs_out() -> None:
+    """A second vanilla run of each seed from another experiment (e13's stress at 10x the lr
+    beside e02's) makes the pairing ambiguous; ``runs_not`` on its experiment leaves it out."""
+    rng = np.random.default_rng(11)
+    rows = two_arms(rng, 8, 2.0, experiment="e02", arm_lr=0.001)
+    rows += [
+        {"ae": False, "seed": s, "final": 30.0, "experiment": "e13", "arm_lr": 0.01}
+        for s in range(8)
+    ]
+    plain = pred(strata=["task"])
+    verdict, reason = verdict_of(plain, rows)
+    assert verdict == "inconclusive" and "ambiguous pairing" in reason
+    verdict, reason = verdict_of(pred(strata=["task"], runs_not={"experiment": "e13"}), rows)
+    assert verdict == "supported", reason
+    # every field of runs_not must match for a run to be left out
+    both = pred(strata=["task"], runs_not={"experiment": "e13", "ae": True})
+    assert "ambiguous pairing" in verdict_of(both, rows)[1]
+
+
+def test_a_reason_names_the_runs_left_out() -> None:
+    rows = two_arms(np.random.default_rng(12), 6, 1.0, experiment="e13")
+    verdict, reason = verdict_of(pred(runs_not={"experiment": "e13"}), rows)
+    assert verdict == "inconclusive"
+    assert "matching task=t not experiment=e13" in reason
