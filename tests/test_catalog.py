@@ -104,10 +104,9 @@ def test_every_feeds_line_passes_the_filters_of_the_predictions_it_names():
     from orchestration.catalog import also_feeds, predictions_by_experiment
 
     folder = config_dir() / "predictions"
-    filters = {
-        p.stem: (yaml.safe_load(p.read_text()) or {}).get("runs") or {}
-        for p in folder.glob("*.yaml")
-    }
+    raws = {p.stem: yaml.safe_load(p.read_text()) or {} for p in folder.glob("*.yaml")}
+    filters = {name: raw.get("runs") or {} for name, raw in raws.items()}
+    left_out = {name: raw.get("runs_not") or {} for name, raw in raws.items()}
     owners = predictions_by_experiment(folder)
     known = sorted(filters)
     checked = 0
@@ -122,6 +121,8 @@ def test_every_feeds_line_passes_the_filters_of_the_predictions_it_names():
                 assert name in _filter_values(runs["experiment"]), (name, prediction)
             if "task" in runs and task is not None:
                 assert task.group(1) in _filter_values(runs["task"]), (name, prediction)
+            if list(left_out[prediction]) == ["experiment"]:
+                assert name not in _filter_values(left_out[prediction]["experiment"])
             checked += 1
     assert checked >= 30
 
