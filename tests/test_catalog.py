@@ -132,9 +132,10 @@ def test_every_experiment_a_filter_names_exists():
 
     experiments = {p.stem for p in (config_dir() / "experiment").glob("*.yaml")}
     for path in (config_dir() / "predictions").glob("*.yaml"):
-        runs = (yaml.safe_load(path.read_text()) or {}).get("runs") or {}
-        for name in _filter_values(runs.get("experiment", [])):
-            assert name in experiments, (path.name, name)
+        raw = yaml.safe_load(path.read_text()) or {}
+        for key in ("runs", "runs_not"):
+            for name in _filter_values((raw.get(key) or {}).get("experiment", [])):
+                assert name in experiments, (path.name, key, name)
 
 
 @pytest.mark.slow
